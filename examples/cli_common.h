@@ -1,0 +1,88 @@
+// Shared command-line plumbing for the example programs (whisper.cpp / llama.cpp conventions:
+// -m model, -t threads, --json, --help; errors on stderr and a non-zero exit).
+#pragma once
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "d2v/kernels/linear.h"
+#include "d2v/npy.h"
+
+namespace cli {
+
+constexpr int kExitError = 1;  // bad input, bad model file, failed run
+constexpr int kExitUsage = 2;  // bad command line
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+inline int default_threads() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : int(std::min(n, 8u));
+}
+
+// Walks argv; each option handler consumes its value through next().
+class Args {
+public:
+    Args(int argc, char** argv) : args_(argv + 1, argv + argc) {}
+    bool done() const { return i_ >= args_.size(); }
+    std::string take() { return args_[i_++]; }
+    std::string value(const std::string& option) {
+        if (done()) throw UsageError("option " + option + " needs a value");
+        return take();
+    }
+    int int_value(const std::string& option, int min_value) {
+        const std::string v = value(option);
+        char* end = nullptr;
+        const long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || n < min_value || n > 1 << 20)
+            throw UsageError("option " + option + " needs an integer >= " + std::to_string(min_value) + ", got '" + v + "'");
+        return int(n);
+    }
+
+private:
+    std::vector<std::string> args_;
+    size_t i_ = 0;
+};
+
+inline void make_dump_dir(const std::string& dir) {
+    struct stat st{};
+    if (stat(dir.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) throw d2v::Error("--dump: '" + dir + "' exists and is not a directory");
+        return;
+    }
+    if (mkdir(dir.c_str(), 0755) != 0) throw d2v::Error("--dump: cannot create directory '" + dir + "'");
+}
+
+inline void dump_outputs(const std::string& dir, const d2v::NamedOutputs& outputs) {
+    make_dump_dir(dir);
+    for (const auto& [name, array] : outputs) d2v::write_npy(dir + "/" + name + ".npy", array);
+}
+
+// Runs main_body, mapping errors to messages and exit codes.
+template <typename F>
+int guarded_main(const char* program, F&& main_body) {
+    try {
+        return main_body();
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", program, e.what(), program);
+        return kExitUsage;
+    } catch (const d2v::Error& e) {
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        return kExitError;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "%s: error: out of memory\n", program);
+        return kExitError;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        return kExitError;
+    }
+}
+
+}  // namespace cli

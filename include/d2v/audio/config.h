@@ -1,0 +1,142 @@
+// Data2VecAudioConfig: every field that changes inference is read here (defaults = Transformers').
+// Fields that only act in training (dropouts, layerdrop, SpecAugment mask_*, initializer_range) do
+// not change an inference forward pass and are deliberately not read.
+#pragma once
+#include <map>
+
+#include "d2v/kernels/ops.h"
+#include "d2v/model_file.h"
+
+namespace d2v::audio {
+
+struct AudioConfig {
+    int64_t hidden_size = 768, num_hidden_layers = 12, num_attention_heads = 12, intermediate_size = 3072;
+    Activation hidden_act = Activation::Gelu, feat_extract_activation = Activation::Gelu;
+    float layer_norm_eps = 1e-5f;
+    std::vector<int64_t> conv_dim{512, 512, 512, 512, 512, 512, 512};
+    std::vector<int64_t> conv_stride{5, 2, 2, 2, 2, 2, 2};
+    std::vector<int64_t> conv_kernel{10, 3, 3, 3, 3, 2, 2};
+    bool conv_bias = false;
+    int64_t num_conv_pos_embeddings = 5, conv_pos_kernel_size = 19, num_conv_pos_embedding_groups = 16;
+    // heads
+    int64_t vocab_size = 32, pad_token_id = 0;
+    std::string ctc_loss_reduction = "sum";
+    bool ctc_zero_infinity = false;
+    bool use_weighted_layer_sum = false;
+    int64_t classifier_proj_size = 256;
+    std::vector<int64_t> tdnn_dim{512, 512, 512, 512, 1500}, tdnn_kernel{5, 3, 3, 1, 1}, tdnn_dilation{1, 2, 3, 1, 1};
+    int64_t xvector_output_dim = 512;
+    std::vector<std::string> labels;  // id2label, index = class id
+    // adapter
+    bool add_adapter = false;
+    int64_t adapter_kernel_size = 3, adapter_stride = 2, num_adapter_layers = 3, output_hidden_size = 768;
+
+    int64_t num_labels() const { return int64_t(labels.size()); }
+};
+
+inline std::vector<std::string> read_labels(const Json& j) {
+    // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
+    std::vector<std::string> labels;
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty()) {
+        labels.resize(it->size());
+        for (auto& [key, value] : it->items()) {
+            size_t id = 0;
+            try {
+                id = std::stoul(key);
+            } catch (const std::exception&) {
+                throw Error("config id2label has a non-numeric key '" + key + "'");
+            }
+            if (id >= labels.size()) throw Error("config id2label ids are not 0..n-1");
+            labels[id] = value.get<std::string>();
+        }
+    } else {
+        int64_t n = config_value<int64_t>(j, "num_labels", 2);
+        for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
+    }
+    return labels;
+}
+
+inline AudioConfig parse_audio_config(const Json& j) {
+    AudioConfig c;
+    auto get_int = [&](const char* k, int64_t& v) { v = config_value<int64_t>(j, k, v); };
+    auto get_ints = [&](const char* k, std::vector<int64_t>& v) { v = config_value<std::vector<int64_t>>(j, k, v); };
+    get_int("hidden_size", c.hidden_size);
+    get_int("num_hidden_layers", c.num_hidden_layers);
+    get_int("num_attention_heads", c.num_attention_heads);
+    get_int("intermediate_size", c.intermediate_size);
+    c.hidden_act = parse_activation(config_value<std::string>(j, "hidden_act", "gelu"));
+    c.feat_extract_activation = parse_activation(config_value<std::string>(j, "feat_extract_activation", "gelu"));
+    c.layer_norm_eps = float(config_value<double>(j, "layer_norm_eps", 1e-5));
+    get_ints("conv_dim", c.conv_dim);
+    get_ints("conv_stride", c.conv_stride);
+    get_ints("conv_kernel", c.conv_kernel);
+    c.conv_bias = config_value<bool>(j, "conv_bias", false);
+    get_int("num_conv_pos_embeddings", c.num_conv_pos_embeddings);
+    get_int("conv_pos_kernel_size", c.conv_pos_kernel_size);
+    get_int("num_conv_pos_embedding_groups", c.num_conv_pos_embedding_groups);
+    get_int("vocab_size", c.vocab_size);
+    get_int("pad_token_id", c.pad_token_id);
+    c.ctc_loss_reduction = config_value<std::string>(j, "ctc_loss_reduction", "sum");
+    c.ctc_zero_infinity = config_value<bool>(j, "ctc_zero_infinity", false);
+    c.use_weighted_layer_sum = config_value<bool>(j, "use_weighted_layer_sum", false);
+    get_int("classifier_proj_size", c.classifier_proj_size);
+    get_ints("tdnn_dim", c.tdnn_dim);
+    get_ints("tdnn_kernel", c.tdnn_kernel);
+    get_ints("tdnn_dilation", c.tdnn_dilation);
+    get_int("xvector_output_dim", c.xvector_output_dim);
+    c.labels = read_labels(j);
+    c.add_adapter = config_value<bool>(j, "add_adapter", false);
+    get_int("adapter_kernel_size", c.adapter_kernel_size);
+    get_int("adapter_stride", c.adapter_stride);
+    get_int("num_adapter_layers", c.num_adapter_layers);
+    c.output_hidden_size = config_value<int64_t>(j, "output_hidden_size", c.hidden_size);
+
+    // Refuse what Transformers would refuse or what cannot be computed, with the field named.
+    if (c.conv_dim.empty() || c.conv_dim.size() != c.conv_stride.size() || c.conv_dim.size() != c.conv_kernel.size())
+        throw Error("config: conv_dim, conv_stride and conv_kernel must have the same non-zero length");
+    if (c.tdnn_dim.empty() || c.tdnn_dim.size() != c.tdnn_kernel.size() || c.tdnn_dim.size() != c.tdnn_dilation.size())
+        throw Error("config: tdnn_dim, tdnn_kernel and tdnn_dilation must have the same non-zero length");
+    auto positive = [](const std::vector<int64_t>& v) {
+        for (auto x : v) if (x <= 0) return false;
+        return true;
+    };
+    if (!positive(c.conv_dim) || !positive(c.conv_stride) || !positive(c.conv_kernel) || !positive(c.tdnn_dim) ||
+        !positive(c.tdnn_kernel) || !positive(c.tdnn_dilation))
+        throw Error("config: conv/tdnn sizes must be positive");
+    if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+        throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
+    if (c.num_conv_pos_embedding_groups <= 0 || c.hidden_size % c.num_conv_pos_embedding_groups != 0)
+        throw Error("config: hidden_size must be divisible by num_conv_pos_embedding_groups");
+    if (c.ctc_loss_reduction != "sum" && c.ctc_loss_reduction != "mean" && c.ctc_loss_reduction != "none")
+        throw Error("config: ctc_loss_reduction must be 'sum', 'mean' or 'none'");
+    if (config_value<std::string>(j, "feat_extract_norm", "layer") != "layer")
+        throw Error("config: data2vec-audio always uses layer norm in its feature encoder; feat_extract_norm='" +
+                    config_value<std::string>(j, "feat_extract_norm", "") + "' is not supported");
+    if (config_value<bool>(j, "do_stable_layer_norm", false))
+        throw Error("config: do_stable_layer_norm=true is a wav2vec2 variant data2vec-audio does not have");
+    return c;
+}
+
+// Output length of the conv feature encoder (and the adapter, if counted), exactly as Transformers'
+// _get_feat_extract_output_lengths: floor((L - k) / s) + 1 per layer; the adapter is counted with
+// kernel 1, which equals its real (kernel 3, padding 1) output length.
+inline int64_t feature_length(const AudioConfig& c, int64_t samples, bool with_adapter) {
+    int64_t n = samples;
+    for (size_t i = 0; i < c.conv_kernel.size(); ++i) {
+        // floor division as torch.div(..., rounding_mode="floor") for negative numerators too
+        int64_t num = n - c.conv_kernel[i];
+        n = (num >= 0 ? num / c.conv_stride[i] : -((-num + c.conv_stride[i] - 1) / c.conv_stride[i])) + 1;
+    }
+    if (with_adapter)
+        for (int64_t i = 0; i < c.num_adapter_layers; ++i) n = (n - 1 >= 0 ? (n - 1) / c.adapter_stride : -1) + 1;
+    return n;
+}
+
+// Fewest samples that give one output frame of the conv feature encoder.
+inline int64_t receptive_field(const AudioConfig& c) {
+    int64_t need = 1;
+    for (size_t i = c.conv_kernel.size(); i-- > 0;) need = (need - 1) * c.conv_stride[i] + c.conv_kernel[i];
+    return need;
+}
+
+}  // namespace d2v::audio

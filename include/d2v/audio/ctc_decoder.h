@@ -1,0 +1,70 @@
+// Greedy CTC decoding as Wav2Vec2CTCTokenizer.decode does it: argmax per frame, collapse repeats,
+// drop the pad (blank) token, word delimiter -> space, strip. Special tokens other than pad are
+// kept (skip_special_tokens defaults to false).
+#pragma once
+#include "d2v/model_file.h"
+
+namespace d2v::audio {
+
+class CtcDecoder {
+public:
+    // vocab: {"token": id}; tokenizer_config: tokenizer_config.json (may be null).
+    CtcDecoder(const Json& vocab, const Json& tokenizer_config, int64_t vocab_size) {
+        if (!vocab.is_object() || vocab.empty())
+            throw Error("model file has no CTC vocabulary (vocab.json was not in the checkpoint folder)");
+        tokens_.assign(size_t(vocab_size), "");
+        for (auto& [token, id] : vocab.items()) {
+            const int64_t i = id.get<int64_t>();
+            if (i < 0 || i >= vocab_size) throw Error("vocab.json id " + std::to_string(i) + " for '" + token + "' is outside the model's vocab_size");
+            tokens_[size_t(i)] = token;
+        }
+        auto text = [&](const char* key, const std::string& fallback) {
+            if (!tokenizer_config.is_object()) return fallback;
+            auto it = tokenizer_config.find(key);
+            if (it == tokenizer_config.end() || it->is_null()) return fallback;
+            if (it->is_object()) return it->value("content", fallback);  // AddedToken form
+            return it->get<std::string>();
+        };
+        pad_ = text("pad_token", "<pad>");
+        delimiter_ = text("word_delimiter_token", "|");
+        replacement_ = text("replace_word_delimiter_char", " ");
+    }
+
+    std::string decode(const std::vector<int64_t>& ids) const {
+        std::string out;
+        int64_t previous = -1;
+        for (int64_t id : ids) {
+            if (id == previous) continue;
+            previous = id;
+            const std::string& token = tokens_.at(size_t(id));
+            if (token == pad_) continue;
+            out += token == delimiter_ ? replacement_ : token;
+        }
+        const auto first = out.find_first_not_of(" \t\n\r\f\v");
+        if (first == std::string::npos) return "";
+        return out.substr(first, out.find_last_not_of(" \t\n\r\f\v") - first + 1);
+    }
+
+    // Text -> label ids for the CTC loss (spaces -> word delimiter), one id per character.
+    std::vector<int64_t> encode(const std::string& text) const {
+        std::vector<int64_t> ids;
+        for (size_t i = 0; i < text.size();) {
+            size_t len = 1;
+            const unsigned char c = static_cast<unsigned char>(text[i]);
+            if (c >= 0xF0) len = 4; else if (c >= 0xE0) len = 3; else if (c >= 0xC0) len = 2;
+            std::string ch = text.substr(i, len);
+            if (ch == " ") ch = delimiter_;
+            auto it = std::find(tokens_.begin(), tokens_.end(), ch);
+            if (it == tokens_.end()) throw Error("character '" + ch + "' is not in the CTC vocabulary");
+            ids.push_back(int64_t(it - tokens_.begin()));
+            i += len;
+        }
+        return ids;
+    }
+
+private:
+    std::vector<std::string> tokens_;
+    std::string pad_, delimiter_, replacement_;
+};
+
+}  // namespace d2v::audio

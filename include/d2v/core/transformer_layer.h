@@ -1,0 +1,107 @@
+// The shared transformer block. Families differ only in typed settings, never in code paths:
+//   post-norm (wav2vec2 / data2vec-audio, RoBERTa / data2vec-text):
+//       x = LN1(x + Attn(x));              x = LN2(x + FFN(x))
+//   pre-norm with layer scale (BEiT / data2vec-vision):
+//       x = x + lambda1 * Attn(LN1(x));    x = x + lambda2 * FFN(LN2(x))
+#pragma once
+#include "d2v/core/attention.h"
+#include "d2v/model_file.h"
+
+namespace d2v {
+
+enum class NormPosition { Post, Pre };
+
+struct TransformerLayerSettings {
+    NormPosition norm = NormPosition::Post;
+    float layer_norm_eps = 1e-5f;
+    Activation activation = Activation::Gelu;
+    int64_t num_heads = 1;
+};
+
+// Tensor names of one layer in a checkpoint; an empty name means "this model has no such tensor".
+struct TransformerLayerNames {
+    std::string query_w, query_b, key_w, key_b, value_w, value_b, attn_out_w, attn_out_b;
+    std::string norm1_w, norm1_b;  // post-norm: after attention; pre-norm: before attention
+    std::string ffn_in_w, ffn_in_b, ffn_out_w, ffn_out_b;
+    std::string norm2_w, norm2_b;  // post-norm: after the FFN; pre-norm: before the FFN
+    std::string lambda1, lambda2;  // layer scale (pre-norm only)
+};
+
+inline Linear load_linear(const ModelFile& file, const std::string& weight, const std::string& bias, int64_t out,
+                          int64_t in) {
+    return Linear(file.tensor(weight), out, in, bias.empty() ? nullptr : file.tensor(bias));
+}
+
+// Adds the tensors of one layer to an architecture's table (names + shapes implied by the config).
+inline void add_layer_specs(TensorTable& table, const TransformerLayerNames& n, int64_t hidden, int64_t intermediate) {
+    auto add = [&](const std::string& name, Shape shape) {
+        if (!name.empty()) table.add(name, std::move(shape));
+    };
+    add(n.query_w, {hidden, hidden}); add(n.query_b, {hidden});
+    add(n.key_w, {hidden, hidden});   add(n.key_b, {hidden});
+    add(n.value_w, {hidden, hidden}); add(n.value_b, {hidden});
+    add(n.attn_out_w, {hidden, hidden}); add(n.attn_out_b, {hidden});
+    add(n.norm1_w, {hidden}); add(n.norm1_b, {hidden});
+    add(n.ffn_in_w, {intermediate, hidden}); add(n.ffn_in_b, {intermediate});
+    add(n.ffn_out_w, {hidden, intermediate}); add(n.ffn_out_b, {hidden});
+    add(n.norm2_w, {hidden}); add(n.norm2_b, {hidden});
+    add(n.lambda1, {hidden}); add(n.lambda2, {hidden});
+}
+
+class TransformerLayer {
+public:
+    TransformerLayer(const ModelFile& file, const TransformerLayerNames& n, const TransformerLayerSettings& s,
+                     int64_t hidden, int64_t intermediate)
+        : settings_(s) {
+        auto opt = [&](const std::string& name) { return name.empty() ? nullptr : file.tensor(name); };
+        AttentionWeights aw{load_linear(file, n.query_w, n.query_b, hidden, hidden),
+                            load_linear(file, n.key_w, n.key_b, hidden, hidden),
+                            load_linear(file, n.value_w, n.value_b, hidden, hidden),
+                            load_linear(file, n.attn_out_w, n.attn_out_b, hidden, hidden)};
+        attention_ = MultiHeadAttention(std::move(aw), s.num_heads);
+        ffn_in_ = load_linear(file, n.ffn_in_w, n.ffn_in_b, intermediate, hidden);
+        ffn_out_ = load_linear(file, n.ffn_out_w, n.ffn_out_b, hidden, intermediate);
+        norm1_w_ = opt(n.norm1_w); norm1_b_ = opt(n.norm1_b);
+        norm2_w_ = opt(n.norm2_w); norm2_b_ = opt(n.norm2_b);
+        lambda1_ = opt(n.lambda1); lambda2_ = opt(n.lambda2);
+    }
+
+    // x: [T, hidden] in place.
+    void forward(Matrix& x, const AttentionBias& bias, Matrix* attention_probs = nullptr) const {
+        const float eps = settings_.layer_norm_eps;
+        if (settings_.norm == NormPosition::Post) {
+            x += attention_.forward(x, bias, attention_probs);
+            layer_norm_rows(x, norm1_w_, norm1_b_, eps);
+            x += feed_forward(x);
+            layer_norm_rows(x, norm2_w_, norm2_b_, eps);
+        } else {
+            Matrix h = x;
+            layer_norm_rows(h, norm1_w_, norm1_b_, eps);
+            add_scaled(x, attention_.forward(h, bias, attention_probs), lambda1_);
+            h = x;
+            layer_norm_rows(h, norm2_w_, norm2_b_, eps);
+            add_scaled(x, feed_forward(h), lambda2_);
+        }
+    }
+
+private:
+    Matrix feed_forward(const Matrix& x) const {
+        Matrix h = ffn_in_(x);
+        apply_activation(settings_.activation, h);
+        return ffn_out_(h);
+    }
+    static void add_scaled(Matrix& x, const Matrix& update, const float* scale) {
+        if (scale)
+            x.array() += update.array().rowwise() * ConstRowVectorMap(scale, update.cols()).array();
+        else
+            x += update;
+    }
+
+    TransformerLayerSettings settings_;
+    MultiHeadAttention attention_;
+    Linear ffn_in_, ffn_out_;
+    const float *norm1_w_ = nullptr, *norm1_b_ = nullptr, *norm2_w_ = nullptr, *norm2_b_ = nullptr;
+    const float *lambda1_ = nullptr, *lambda2_ = nullptr;
+};
+
+}  // namespace d2v

@@ -1,0 +1,55 @@
+// Read-only, memory-mapped GGUF reader (format: github.com/ggml-org/ggml/blob/master/docs/gguf.md).
+// Every count, length, offset and size is checked against the file before use, so a truncated or
+// corrupted file gives a d2v::Error naming what is wrong — never an out-of-bounds read.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "d2v/tensor.h"
+
+namespace d2v {
+
+struct GgufArray;
+using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<GgufArray>>;
+struct GgufArray {
+    std::vector<GgufValue> items;
+};
+
+struct GgufTensor {
+    std::string name;
+    Shape shape;              // numpy / PyTorch order (GGUF stores it reversed)
+    uint32_t ggml_type = 0;   // 0 = F32, the only type we accept today
+    const float* data = nullptr;
+    uint64_t n_elements = 0;
+};
+
+class GgufFile {
+public:
+    explicit GgufFile(const std::string& path);
+    ~GgufFile();
+    GgufFile(const GgufFile&) = delete;
+    GgufFile& operator=(const GgufFile&) = delete;
+
+    const std::string& path() const { return path_; }
+    bool has(const std::string& key) const { return metadata_.count(key) != 0; }
+    // Typed metadata access; a missing key or a value of another type is an Error naming the key.
+    std::string get_string(const std::string& key) const;
+    uint64_t get_uint(const std::string& key) const;
+    std::string get_string_or(const std::string& key, const std::string& fallback) const;
+
+    const std::map<std::string, GgufTensor>& tensors() const { return tensors_; }
+    const GgufTensor* find_tensor(const std::string& name) const;
+
+private:
+    std::string path_;
+    void* mapping_ = nullptr;
+    size_t size_ = 0;
+    std::map<std::string, GgufValue> metadata_;
+    std::map<std::string, GgufTensor> tensors_;
+};
+
+}  // namespace d2v

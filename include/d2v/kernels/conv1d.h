@@ -1,0 +1,64 @@
+// 1-D convolution as im2col + Linear, over time-major activations x[T_in, C_in].
+//
+// Weights are stored tap-major ([C_out, k, C_in], i.e. column j*C_in + c), so that each im2col row
+// is k contiguous copies of input rows; PyTorch's Conv1d weight [C_out, C_in, k] is re-laid out once
+// at load by conv_weight_tap_major(). im2col is done in blocks of output rows to bound memory.
+#pragma once
+#include <algorithm>
+#include <cstring>
+
+#include "d2v/kernels/linear.h"
+
+namespace d2v {
+
+struct Conv1dGeometry {
+    int64_t kernel = 1, stride = 1, dilation = 1, pad_left = 0, pad_right = 0;
+    int64_t output_length(int64_t t_in) const {
+        const int64_t span = dilation * (kernel - 1) + 1;
+        const int64_t padded = t_in + pad_left + pad_right;
+        return padded < span ? 0 : (padded - span) / stride + 1;
+    }
+};
+
+// [C_out, C_in, k] (PyTorch) -> [C_out, k, C_in] (ours). For one group of a grouped conv pass that
+// group's slice of the [C_out, C_in_per_group, k] weight.
+inline std::vector<float> conv_weight_tap_major(const float* w, int64_t c_out, int64_t c_in, int64_t k) {
+    std::vector<float> out(size_t(c_out * c_in * k));
+    for (int64_t o = 0; o < c_out; ++o)
+        for (int64_t c = 0; c < c_in; ++c)
+            for (int64_t j = 0; j < k; ++j) out[size_t((o * k + j) * c_in + c)] = w[(o * c_in + c) * k + j];
+    return out;
+}
+
+// y[T_out, C_out] = conv(x[:, col_begin : col_begin + c_in]) with `linear` holding the tap-major
+// weights (in_features = k * c_in). Zero padding outside the input.
+inline Matrix conv1d(const Matrix& x, const Linear& linear, const Conv1dGeometry& g, int64_t col_begin = 0,
+                     int64_t c_in = -1) {
+    if (c_in < 0) c_in = x.cols();
+    const int64_t t_in = x.rows();
+    const int64_t t_out = g.output_length(t_in);
+    Matrix y(t_out, linear.out_features());
+    if (t_out == 0) return y;
+    const int64_t width = g.kernel * c_in;
+    const int64_t block = std::max<int64_t>(1, std::min<int64_t>(t_out, (int64_t(8) << 20) / (width * 4)));
+    Matrix cols(std::min(block, t_out), width);
+    for (int64_t t0 = 0; t0 < t_out; t0 += block) {
+        const int64_t rows = std::min(block, t_out - t0);
+#pragma omp parallel for schedule(static) if (rows * width > (1 << 16))
+        for (int64_t r = 0; r < rows; ++r) {
+            float* dst = cols.row(r).data();
+            const int64_t base = (t0 + r) * g.stride - g.pad_left;
+            for (int64_t j = 0; j < g.kernel; ++j) {
+                const int64_t t = base + j * g.dilation;
+                if (t < 0 || t >= t_in)
+                    std::memset(dst + j * c_in, 0, sizeof(float) * size_t(c_in));
+                else
+                    std::memcpy(dst + j * c_in, x.row(t).data() + col_begin, sizeof(float) * size_t(c_in));
+            }
+        }
+        linear.forward(cols.data(), rows, y.row(t0).data());
+    }
+    return y;
+}
+
+}  // namespace d2v

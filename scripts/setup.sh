@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the build and test dependencies from Debian's archive (idempotent).
+set -euo pipefail
+packages=(cmake g++ make pkg-config libeigen3-dev nlohmann-json3-dev libsndfile1-dev libsoxr-dev libdnnl-dev libgtest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

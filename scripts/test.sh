@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: Release build, then a Debug build with AddressSanitizer + UBSan; ctest on both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== Release build + tests"
+scripts/build.sh build
+(cd build && ctest --output-on-failure -j2)
+echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build + tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DD2V_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$(nproc)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2)
