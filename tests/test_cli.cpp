@@ -46,10 +46,12 @@ std::string write_wav(const std::string& name, const std::vector<float>& mono, i
     info.format = format;
     SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
     EXPECT_NE(f, nullptr) << sf_strerror(nullptr);
-    std::vector<float> interleaved;
+    // Written as 32-bit ints (libsndfile keeps the top bits for each format): exact for the 16-bit
+    // source in every format, unlike float writes, which libsndfile scales by 32767.
+    std::vector<int> interleaved;
     for (float v : mono)
-        for (int c = 0; c < channels; ++c) interleaved.push_back(v);
-    sf_writef_float(f, interleaved.data(), sf_count_t(mono.size()));
+        for (int c = 0; c < channels; ++c) interleaved.push_back(int(std::lround(double(v) * 32768.0)) * 65536);
+    sf_writef_int(f, interleaved.data(), sf_count_t(mono.size()));
     sf_close(f);
     return path;
 }

@@ -76,9 +76,9 @@ public:
                 if (options.hidden_states) out.hidden_states[l][size_t(b)] = hidden;
                 layers_[l].forward(hidden, bias, options.attentions ? &out.attentions[l][size_t(b)] : nullptr);
             }
-            if (adapter_) hidden = adapter_->forward(std::move(hidden));
-            // Transformers reports last_hidden_state (after the adapter, if any) as the last hidden state.
+            // The last hidden state is the encoder output, before the adapter (as Transformers reports it).
             if (options.hidden_states) out.hidden_states.back()[size_t(b)] = hidden;
+            if (adapter_) hidden = adapter_->forward(std::move(hidden));
             out.last_hidden_state.push_back(std::move(hidden));
             out.extract_features.push_back(std::move(features));
         }
