@@ -4,24 +4,36 @@
 #include <limits>
 
 #include "d2v/kernels/ops.h"
+#include "d2v/ndarray.h"
 
 namespace d2v {
 
-// torch.nn.CrossEntropyLoss (mean over targets != ignore_index). logits [N, C].
-inline float cross_entropy(const Matrix& logits, const std::vector<int64_t>& targets, int64_t ignore_index = -100) {
-    if (int64_t(targets.size()) != logits.rows()) throw Error("cross_entropy: label count does not match logits");
-    double total = 0;
+// Sum of -log softmax(logits)[target] over targets != ignore_index, and how many there were.
+struct CrossEntropySum {
+    double sum = 0;
     int64_t count = 0;
+    float mean() const { return count ? float(sum / double(count)) : std::numeric_limits<float>::quiet_NaN(); }
+};
+
+inline CrossEntropySum cross_entropy_sum(const Matrix& logits, const std::vector<int64_t>& targets, int64_t ignore_index = -100) {
+    if (int64_t(targets.size()) != logits.rows()) throw Error("cross_entropy: label count does not match logits");
+    CrossEntropySum r;
     for (int64_t i = 0; i < logits.rows(); ++i) {
-        if (targets[size_t(i)] == ignore_index) continue;
-        if (targets[size_t(i)] < 0 || targets[size_t(i)] >= logits.cols())
-            throw Error("label " + std::to_string(targets[size_t(i)]) + " is outside 0.." + std::to_string(logits.cols() - 1));
+        const int64_t t = targets[size_t(i)];
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= logits.cols())
+            throw Error("label " + std::to_string(t) + " is outside 0.." + std::to_string(logits.cols() - 1));
         RowVector row = logits.row(i);
         log_softmax_inplace(row.data(), row.size());
-        total -= row(targets[size_t(i)]);
-        ++count;
+        r.sum -= row(t);
+        ++r.count;
     }
-    return count ? float(total / double(count)) : std::numeric_limits<float>::quiet_NaN();
+    return r;
+}
+
+// torch.nn.CrossEntropyLoss (mean over targets != ignore_index). logits [N, C].
+inline float cross_entropy(const Matrix& logits, const std::vector<int64_t>& targets, int64_t ignore_index = -100) {
+    return cross_entropy_sum(logits, targets, ignore_index).mean();
 }
 
 // torch.nn.functional.ctc_loss for one sequence: -log p(target | log_probs[0:T]), in double.
@@ -68,6 +80,37 @@ inline float am_softmax_loss(const Matrix& embeddings, const Matrix& weight /*[D
     }
     logits *= scale;
     return cross_entropy(logits, labels);
+}
+
+inline std::vector<int64_t> labels_as_ids(const NdArray& labels) {
+    std::vector<int64_t> ids;
+    for (float v : labels.data) ids.push_back(int64_t(v));
+    return ids;
+}
+
+// The loss of Transformers' ForSequenceClassification-style heads (text and image classification).
+// Problem type when problem_type is unset: 1 label -> regression; integer labels ->
+// single-label; otherwise multi-label.
+inline float sequence_classification_loss(const Matrix& logits, const NdArray& labels, const std::string& problem_type) {
+    std::string kind = problem_type;
+    if (kind.empty()) kind = logits.cols() == 1 ? "regression" : labels.is_integer ? "single_label_classification" : "multi_label_classification";
+    if (kind == "regression") {
+        if (labels.data.size() != size_t(logits.size())) throw Error("regression labels must match the logits' shape");
+        double sum = 0;
+        for (int64_t i = 0; i < logits.size(); ++i) sum += std::pow(double(logits.data()[i]) - labels.data[size_t(i)], 2);
+        return float(sum / double(logits.size()));
+    }
+    if (kind == "single_label_classification") return cross_entropy(logits, labels_as_ids(labels));
+    if (kind == "multi_label_classification") {
+        if (labels.data.size() != size_t(logits.size())) throw Error("multi-label labels must be [batch, num_labels]");
+        double sum = 0;  // BCEWithLogitsLoss, mean
+        for (int64_t i = 0; i < logits.size(); ++i) {
+            const double x = logits.data()[i], y = labels.data[size_t(i)];
+            sum += std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x)));
+        }
+        return float(sum / double(logits.size()));
+    }
+    throw Error("config problem_type '" + problem_type + "' is not supported");
 }
 
 }  // namespace d2v

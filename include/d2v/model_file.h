@@ -55,6 +55,8 @@ public:
     // Pointer into the mapped file for a tensor that validate() has checked.
     const float* tensor(const std::string& name) const;
     bool has_tensor(const std::string& name) const { return gguf_->find_tensor(name) != nullptr; }
+    // Other packed documents (e.g. "d2v.merges_txt", "d2v.tokenizer_json"); empty if absent.
+    std::string metadata_string(const std::string& key) const { return gguf_->get_string_or(key, ""); }
 
 private:
     std::unique_ptr<GgufFile> gguf_;

@@ -16,6 +16,8 @@ struct TransformerLayerSettings {
     float layer_norm_eps = 1e-5f;
     Activation activation = Activation::Gelu;
     int64_t num_heads = 1;
+    RelativeKeyEmbedding::Mode relative_mode = RelativeKeyEmbedding::Mode::None;
+    int64_t max_positions = 0;  // rows of the relative distance table are 2 * max_positions - 1
 };
 
 // Tensor names of one layer in a checkpoint; an empty name means "this model has no such tensor".
@@ -25,6 +27,7 @@ struct TransformerLayerNames {
     std::string ffn_in_w, ffn_in_b, ffn_out_w, ffn_out_b;
     std::string norm2_w, norm2_b;  // post-norm: after the FFN; pre-norm: before the FFN
     std::string lambda1, lambda2;  // layer scale (pre-norm only)
+    std::string relative_distance;  // relative_key(_query) distance embedding [2 * max_positions - 1, head_dim]
 };
 
 inline Linear load_linear(const ModelFile& file, const std::string& weight, const std::string& bias, int64_t out,
@@ -33,7 +36,8 @@ inline Linear load_linear(const ModelFile& file, const std::string& weight, cons
 }
 
 // Adds the tensors of one layer to an architecture's table (names + shapes implied by the config).
-inline void add_layer_specs(TensorTable& table, const TransformerLayerNames& n, int64_t hidden, int64_t intermediate) {
+inline void add_layer_specs(TensorTable& table, const TransformerLayerNames& n, int64_t hidden, int64_t intermediate,
+                            int64_t distance_rows = 0, int64_t head_dim = 0) {
     auto add = [&](const std::string& name, Shape shape) {
         if (!name.empty()) table.add(name, std::move(shape));
     };
@@ -46,6 +50,7 @@ inline void add_layer_specs(TensorTable& table, const TransformerLayerNames& n, 
     add(n.ffn_out_w, {hidden, intermediate}); add(n.ffn_out_b, {hidden});
     add(n.norm2_w, {hidden}); add(n.norm2_b, {hidden});
     add(n.lambda1, {hidden}); add(n.lambda2, {hidden});
+    if (distance_rows > 0) add(n.relative_distance, {distance_rows, head_dim});
 }
 
 class TransformerLayer {
@@ -58,7 +63,11 @@ public:
                             load_linear(file, n.key_w, n.key_b, hidden, hidden),
                             load_linear(file, n.value_w, n.value_b, hidden, hidden),
                             load_linear(file, n.attn_out_w, n.attn_out_b, hidden, hidden)};
-        attention_ = MultiHeadAttention(std::move(aw), s.num_heads);
+        RelativeKeyEmbedding relative;
+        if (s.relative_mode != RelativeKeyEmbedding::Mode::None) {
+            relative = {s.relative_mode, file.tensor(n.relative_distance), s.max_positions};
+        }
+        attention_ = MultiHeadAttention(std::move(aw), s.num_heads, relative);
         ffn_in_ = load_linear(file, n.ffn_in_w, n.ffn_in_b, intermediate, hidden);
         ffn_out_ = load_linear(file, n.ffn_out_w, n.ffn_out_b, hidden, intermediate);
         norm1_w_ = opt(n.norm1_w); norm1_b_ = opt(n.norm1_b);
@@ -66,18 +75,18 @@ public:
         lambda1_ = opt(n.lambda1); lambda2_ = opt(n.lambda2);
     }
 
-    // x: [T, hidden] in place.
-    void forward(Matrix& x, const AttentionBias& bias, Matrix* attention_probs = nullptr) const {
+    // x: [T, hidden] in place. With a cache, x holds only the new positions (incremental decoding).
+    void forward(Matrix& x, const AttentionBias& bias, Matrix* attention_probs = nullptr, KeyValueCache* cache = nullptr) const {
         const float eps = settings_.layer_norm_eps;
         if (settings_.norm == NormPosition::Post) {
-            x += attention_.forward(x, bias, attention_probs);
+            x += attention_.forward(x, bias, attention_probs, cache);
             layer_norm_rows(x, norm1_w_, norm1_b_, eps);
             x += feed_forward(x);
             layer_norm_rows(x, norm2_w_, norm2_b_, eps);
         } else {
             Matrix h = x;
             layer_norm_rows(h, norm1_w_, norm1_b_, eps);
-            add_scaled(x, attention_.forward(h, bias, attention_probs), lambda1_);
+            add_scaled(x, attention_.forward(h, bias, attention_probs, cache), lambda1_);
             h = x;
             layer_norm_rows(h, norm2_w_, norm2_b_, eps);
             add_scaled(x, feed_forward(h), lambda2_);

@@ -47,10 +47,5 @@ private:
     RowVector weights_;
 };
 
-inline std::vector<int64_t> labels_as_ids(const NdArray& labels) {
-    std::vector<int64_t> ids;
-    for (float v : labels.data) ids.push_back(int64_t(v));
-    return ids;
-}
 
 }  // namespace d2v::audio

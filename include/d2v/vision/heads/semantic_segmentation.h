@@ -1,0 +1,163 @@
+// Data2VecVisionForSemanticSegmentation: four backbone features (out_indices) brought to four
+// scales (fpn1: 4x up via two 2x2 transposed convs with BatchNorm + GELU between; fpn2: 2x up;
+// fpn3: as is; fpn4: 2x max-pool), then UperNet: a pyramid pooling module (PSP, pool_scales) on the
+// coarsest map, lateral 1x1 convs, top-down fusion, 3x3 FPN convs, a fused 3x3 bottleneck and a
+// 1x1 classifier -> logits at 1/4 of the input resolution. The FCN auxiliary head only feeds the loss.
+//
+// Unlike Transformers (which reshapes features with config.image_size), the patch grid is taken
+// from the input, so any input size works.
+#pragma once
+#include "d2v/kernels/image_ops.h"
+#include "d2v/losses.h"
+#include "d2v/vision/model.h"
+
+namespace d2v::vision {
+
+// Conv2d (no bias) + BatchNorm2d + ReLU, as Transformers' Data2VecVisionConvLayer.
+class ConvBlock {
+public:
+    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, int64_t c_in, int64_t kernel)
+        : conv_(file.tensor(prefix + ".convolution.weight"), nullptr, c_out, c_in, kernel, kernel / 2),
+          norm_(file.tensor(prefix + ".normalization.weight"), file.tensor(prefix + ".normalization.bias"),
+                file.tensor(prefix + ".normalization.running_mean"), file.tensor(prefix + ".normalization.running_var"), c_out, 1e-5f) {}
+    FeatureMap operator()(const FeatureMap& x) const {
+        FeatureMap y = conv_(x);
+        norm_(y);
+        y.data = y.data.cwiseMax(0.0f);
+        return y;
+    }
+
+private:
+    Conv2d conv_;
+    BatchNorm norm_;
+};
+
+inline FeatureMap concat_channels(const std::vector<FeatureMap>& maps) {
+    int64_t channels = 0;
+    for (const auto& m : maps) channels += m.channels();
+    FeatureMap out{maps[0].height, maps[0].width, Matrix(maps[0].data.rows(), channels)};
+    int64_t c = 0;
+    for (const auto& m : maps) {
+        out.data.middleCols(c, m.channels()) = m.data;
+        c += m.channels();
+    }
+    return out;
+}
+
+class SemanticSegmentationHead {
+public:
+    SemanticSegmentationHead(const ModelFile& file, const VisionConfig& c) : config_(c) {
+        const int64_t H = c.hidden_size, N = c.num_labels();
+        if (c.out_indices.size() != 4) throw Error("config: semantic segmentation needs exactly 4 out_indices");
+        for (int64_t i : c.out_indices)
+            if (i < 1 || i > c.num_hidden_layers + 1) throw Error("config: out_indices must lie in 1..num_hidden_layers+1");
+        fpn1_a_ = ConvTranspose2x2(file.tensor("fpn1.0.weight"), file.tensor("fpn1.0.bias"), H, H);
+        fpn1_norm_ = BatchNorm(file.tensor("fpn1.1.weight"), file.tensor("fpn1.1.bias"), file.tensor("fpn1.1.running_mean"),
+                               file.tensor("fpn1.1.running_var"), H, 1e-5f);
+        fpn1_b_ = ConvTranspose2x2(file.tensor("fpn1.3.weight"), file.tensor("fpn1.3.bias"), H, H);
+        fpn2_ = ConvTranspose2x2(file.tensor("fpn2.0.weight"), file.tensor("fpn2.0.bias"), H, H);
+        for (size_t i = 0; i < c.pool_scales.size(); ++i)
+            psp_.emplace_back(file, "decode_head.psp_modules.blocks." + std::to_string(i) + ".conv", H, H, 1);
+        psp_bottleneck_.emplace_back(file, "decode_head.psp_bottleneck", H, H + int64_t(c.pool_scales.size()) * H, 3);
+        for (int i = 0; i < 3; ++i) {
+            lateral_.emplace_back(file, "decode_head.lateral_convs." + std::to_string(i), H, H, 1);
+            fpn_convs_.emplace_back(file, "decode_head.fpn_convs." + std::to_string(i), H, H, 3);
+        }
+        fpn_bottleneck_.emplace_back(file, "decode_head.fpn_bottleneck", H, 4 * H, 3);
+        classifier_ = Conv2d(file.tensor("decode_head.classifier.weight"), file.tensor("decode_head.classifier.bias"), N, H, 1, 0);
+        if (c.use_auxiliary_head) {
+            const int64_t A = c.auxiliary_channels;
+            for (int64_t i = 0; i < c.auxiliary_num_convs; ++i)
+                aux_convs_.emplace_back(file, "auxiliary_head.convs." + std::to_string(i), A, i == 0 ? H : A, 3);
+            if (c.auxiliary_concat_input) aux_concat_.emplace_back(file, "auxiliary_head.conv_cat", A, H + A, 3);
+            aux_classifier_ = Conv2d(file.tensor("auxiliary_head.classifier.weight"), file.tensor("auxiliary_head.classifier.bias"), N, A, 1, 0);
+        }
+    }
+
+    // Logits [B, num_labels, H/4, W/4] as Transformers returns them; labels [B, H, W] give the loss.
+    void apply(const VisionModelOutput& base, const NdArray* labels, NamedOutputs& out, std::vector<FeatureMap>* logit_maps = nullptr) const {
+        const size_t B = base.last_hidden_state.size();
+        NdArray logits;
+        CrossEntropySum main, auxiliary;  // over all labelled pixels of the batch, as Transformers averages
+        for (size_t b = 0; b < B; ++b) {
+            std::vector<FeatureMap> features = backbone_features(base, b);
+            FeatureMap map = uper_head(features);
+            if (labels) add_item_loss(map, features, *labels, b, main, auxiliary);
+            if (b == 0) logits.shape = {int64_t(B), map.channels(), map.height, map.width};
+            for (int64_t c = 0; c < map.channels(); ++c)
+                for (int64_t p = 0; p < map.data.rows(); ++p) logits.data.push_back(map.data(p, c));
+            if (logit_maps) logit_maps->push_back(std::move(map));
+        }
+        if (labels) {
+            double loss = main.mean();
+            if (config_.use_auxiliary_head) loss += config_.auxiliary_loss_weight * auxiliary.mean();
+            out["loss"] = scalar_array(float(loss));
+        }
+        out["logits"] = std::move(logits);
+    }
+
+private:
+    std::vector<FeatureMap> backbone_features(const VisionModelOutput& base, size_t b) const {
+        std::vector<FeatureMap> f;
+        for (int64_t index : config_.out_indices) {
+            const Matrix& h = base.hidden_states[size_t(index - 1)][b];
+            f.push_back(FeatureMap{base.grid_height, base.grid_width, h.bottomRows(h.rows() - 1)});
+        }
+        f[0] = fpn1_a_(f[0]);
+        fpn1_norm_(f[0]);
+        apply_activation(Activation::Gelu, f[0].data);
+        f[0] = fpn1_b_(f[0]);
+        f[1] = fpn2_(f[1]);
+        f[3] = max_pool_2x2(f[3]);
+        return f;
+    }
+
+    FeatureMap uper_head(const std::vector<FeatureMap>& f) const {
+        std::vector<FeatureMap> laterals;
+        for (size_t i = 0; i < 3; ++i) laterals.push_back(lateral_[i](f[i]));
+        // Pyramid pooling on the coarsest map.
+        std::vector<FeatureMap> pyramid{f[3]};
+        for (size_t i = 0; i < psp_.size(); ++i) {
+            const int64_t s = config_.pool_scales[i];
+            pyramid.push_back(resize_bilinear(psp_[i](adaptive_avg_pool(f[3], s, s)), f[3].height, f[3].width));
+        }
+        laterals.push_back(psp_bottleneck_[0](concat_channels(pyramid)));
+        for (size_t i = laterals.size() - 1; i > 0; --i)
+            laterals[i - 1].data += resize_bilinear(laterals[i], laterals[i - 1].height, laterals[i - 1].width).data;
+        std::vector<FeatureMap> outs;
+        for (size_t i = 0; i + 1 < laterals.size(); ++i) outs.push_back(fpn_convs_[i](laterals[i]));
+        outs.push_back(laterals.back());
+        for (size_t i = 1; i < outs.size(); ++i) outs[i] = resize_bilinear(outs[i], outs[0].height, outs[0].width);
+        return classifier_(fpn_bottleneck_[0](concat_channels(outs)));
+    }
+
+    // Cross-entropy of the logits upsampled (bilinear) to the label size, ignoring
+    // semantic_loss_ignore_index; the FCN auxiliary head's logits likewise.
+    void add_item_loss(const FeatureMap& map, const std::vector<FeatureMap>& f, const NdArray& labels, size_t b,
+                       CrossEntropySum& main, CrossEntropySum& auxiliary) const {
+        if (labels.shape.size() != 3) throw Error("segmentation labels must be [batch, height, width]");
+        const int64_t LH = labels.shape[1], LW = labels.shape[2];
+        const std::vector<int64_t> all = labels_as_ids(labels);
+        const std::vector<int64_t> ids(all.begin() + int64_t(b) * LH * LW, all.begin() + int64_t(b + 1) * LH * LW);
+        auto add = [&](CrossEntropySum& total, const FeatureMap& logits) {
+            const CrossEntropySum s = cross_entropy_sum(resize_bilinear(logits, LH, LW).data, ids, config_.semantic_loss_ignore_index);
+            total.sum += s.sum;
+            total.count += s.count;
+        };
+        add(main, map);
+        if (config_.use_auxiliary_head) {
+            FeatureMap aux = f[2];
+            for (const auto& conv : aux_convs_) aux = conv(aux);
+            if (!aux_concat_.empty()) aux = aux_concat_[0](concat_channels({f[2], aux}));
+            add(auxiliary, aux_classifier_(aux));
+        }
+    }
+
+    VisionConfig config_;
+    ConvTranspose2x2 fpn1_a_, fpn1_b_, fpn2_;
+    BatchNorm fpn1_norm_;
+    std::vector<ConvBlock> psp_, psp_bottleneck_, lateral_, fpn_convs_, fpn_bottleneck_, aux_convs_, aux_concat_;
+    Conv2d classifier_, aux_classifier_;
+};
+
+}  // namespace d2v::vision

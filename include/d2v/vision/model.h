@@ -1,0 +1,124 @@
+// Data2VecVisionModel (BEiT): patch embeddings -> pre-norm transformer layers with layer scale and
+// relative position bias (the shared core; the bias rides in the attention's additive bias) ->
+// final LayerNorm (only without mean pooling) -> optional pooler (LayerNorm of the mean patch token,
+// or the CLS token).
+#pragma once
+#include <memory>
+#include <optional>
+
+#include "d2v/ndarray.h"
+#include "d2v/vision/patch_embeddings.h"
+#include "d2v/vision/relative_position_bias.h"
+
+namespace d2v::vision {
+
+struct VisionBatch {
+    NdArray pixel_values;                             // [B, 3, H, W]
+    std::vector<std::vector<bool>> bool_masked_pos;   // empty, or [B][patches]
+    bool interpolate_pos_encoding = false;            // accepted for API parity: position tables are resized whenever needed
+    int64_t size() const { return pixel_values.shape.empty() ? 0 : pixel_values.shape[0]; }
+    int64_t height() const { return pixel_values.shape[2]; }
+    int64_t width() const { return pixel_values.shape[3]; }
+};
+
+struct VisionRunOptions {
+    bool hidden_states = false;
+    bool attentions = false;
+};
+
+struct VisionModelOutput {
+    int64_t grid_height = 0, grid_width = 0;
+    std::vector<Matrix> last_hidden_state;           // per item [1 + patches, H]
+    std::optional<Matrix> pooler_output;             // [B, H]
+    std::vector<std::vector<Matrix>> hidden_states;  // [layers + 1][item], before the final LayerNorm
+    std::vector<std::vector<Matrix>> attentions;     // [layers][item] [heads * T, T]
+};
+
+class VisionModel {
+public:
+    VisionModel(std::shared_ptr<const ModelFile> file, const VisionConfig& c, bool with_pooler)
+        : file_(std::move(file)), config_(c), embeddings_(*file_, c), with_pooler_(with_pooler) {
+        TransformerLayerSettings s;
+        s.norm = NormPosition::Pre;
+        s.layer_norm_eps = c.layer_norm_eps;
+        s.activation = c.hidden_act;
+        s.num_heads = c.num_attention_heads;
+        const bool layer_scale = c.layer_scale_init_value > 0;
+        for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+            layers_.emplace_back(*file_, vision_layer_names(int(i), layer_scale), s, c.hidden_size, c.intermediate_size);
+            if (c.use_relative_position_bias)
+                layer_bias_.emplace_back(file_->tensor(names::layer_relative_bias(int(i))), c.grid_height(), c.grid_width(), c.num_attention_heads);
+        }
+        if (c.use_shared_relative_position_bias)
+            shared_bias_.emplace(file_->tensor(names::kSharedRelativeBias), c.grid_height(), c.grid_width(), c.num_attention_heads);
+        if (!c.use_mean_pooling) {
+            final_norm_w_ = file_->tensor(names::kFinalNormWeight);
+            final_norm_b_ = file_->tensor(names::kFinalNormBias);
+        } else if (with_pooler) {
+            pooler_norm_w_ = file_->tensor(names::kPoolerNormWeight);
+            pooler_norm_b_ = file_->tensor(names::kPoolerNormBias);
+        }
+    }
+
+    const VisionConfig& config() const { return config_; }
+
+    VisionModelOutput forward(const VisionBatch& batch, const VisionRunOptions& options) const {
+        const int64_t B = batch.size(), H = batch.height(), W = batch.width(), P = config_.patch_size;
+        if (batch.pixel_values.shape.size() != 4 || batch.pixel_values.shape[1] != config_.num_channels)
+            throw Error("pixel_values must be [batch, 3, height, width]");
+        VisionModelOutput out;
+        out.grid_height = H / P;
+        out.grid_width = W / P;
+        // Biases depend only on the patch grid: compute once per forward, shared by the batch.
+        std::vector<Matrix> biases;
+        for (const auto& b : layer_bias_) biases.push_back(b.for_grid(out.grid_height, out.grid_width));
+        std::optional<Matrix> shared;
+        if (shared_bias_) shared = shared_bias_->for_grid(out.grid_height, out.grid_width);
+        if (options.hidden_states) out.hidden_states.assign(layers_.size() + 1, std::vector<Matrix>(size_t(B)));
+        if (options.attentions) out.attentions.assign(layers_.size(), std::vector<Matrix>(size_t(B)));
+        Matrix pooled(B, config_.hidden_size);
+        for (int64_t b = 0; b < B; ++b) {
+            const float* pixels = batch.pixel_values.data.data() + b * config_.num_channels * H * W;
+            const std::vector<bool>* masked = batch.bool_masked_pos.empty() ? nullptr : &batch.bool_masked_pos[size_t(b)];
+            Matrix x = embeddings_.forward(pixels, H, W, masked);
+            for (size_t l = 0; l < layers_.size(); ++l) {
+                if (options.hidden_states) out.hidden_states[l][size_t(b)] = x;
+                Matrix combined;
+                AttentionBias bias;
+                if (!biases.empty() && shared) {
+                    combined = biases[l] + *shared;
+                    bias.per_head = &combined;
+                } else if (!biases.empty()) {
+                    bias.per_head = &biases[l];
+                } else if (shared) {
+                    bias.per_head = &*shared;
+                }
+                layers_[l].forward(x, bias, options.attentions ? &out.attentions[l][size_t(b)] : nullptr);
+            }
+            if (options.hidden_states) out.hidden_states.back()[size_t(b)] = x;
+            if (final_norm_w_) layer_norm_rows(x, final_norm_w_, final_norm_b_, config_.layer_norm_eps);
+            if (config_.use_mean_pooling) {
+                Matrix mean = x.bottomRows(x.rows() - 1).colwise().mean();
+                if (pooler_norm_w_) layer_norm_rows(mean, pooler_norm_w_, pooler_norm_b_, config_.layer_norm_eps);
+                pooled.row(b) = mean;
+            } else {
+                pooled.row(b) = x.row(0);
+            }
+            out.last_hidden_state.push_back(std::move(x));
+        }
+        if (with_pooler_) out.pooler_output = std::move(pooled);
+        return out;
+    }
+
+private:
+    std::shared_ptr<const ModelFile> file_;
+    VisionConfig config_;
+    PatchEmbeddings embeddings_;
+    bool with_pooler_;
+    std::vector<TransformerLayer> layers_;
+    std::vector<RelativePositionBias> layer_bias_;
+    std::optional<RelativePositionBias> shared_bias_;
+    const float *final_norm_w_ = nullptr, *final_norm_b_ = nullptr, *pooler_norm_w_ = nullptr, *pooler_norm_b_ = nullptr;
+};
+
+}  // namespace d2v::vision

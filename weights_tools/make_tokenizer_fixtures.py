@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Generate the RoBERTa byte-level BPE tokenizer fixtures for the C++ tokenizer tests.
+
+Run from the repository root with the reference environment (transformers + tokenizers):
+
+    ~/.cache/d2v-ref/bin/python weights_tools/make_tokenizer_fixtures.py [--only vocab|cases]
+
+What it writes:
+
+  tests/fixtures/text/tokenizer/
+      A small byte-level BPE (vocab_size 2000, min_frequency 2) trained with the `tokenizers`
+      package on ../shared/data/text/wiki_text/wiki_00, laid out like FacebookAI/roberta-base:
+      vocab.json, merges.txt, tokenizer.json (ByteLevel pre-tokenizer without prefix space,
+      ByteLevel decoder, RobertaProcessing post-processor with trim_offsets, special tokens
+      <s>=0 <pad>=1 </s>=2 <unk>=3 <mask>=4 with <mask> lstrip=True), tokenizer_config.json and
+      special_tokens_map.json.  `RobertaTokenizerFast.from_pretrained(dir)` loads it.
+
+  tests/fixtures/text/tokenizer_cases.jsonl
+      One JSON object per line: source, text, pair, max_length, truncation, input_ids,
+      attention_mask, offsets (Python character offsets from return_offsets_mapping=True) and,
+      for raw byte inputs, raw_hex (the bytes; text is then bytes.decode("utf-8", "replace")).
+      When Transformers refuses the input (only_first/only_second truncation with a sequence too
+      short to cut), the ids/mask/offsets are null and "error" holds its message.
+      Sources: blns (every line of the Big List of Naughty Strings, empty lines included),
+      wiki (every line of wiki_00), germeval (every sentence, tokens joined with spaces),
+      mrpc (sentence pairs with/without truncation), mask (<mask> placements), invalid_utf8
+      (raw byte strings), roberta_vocab (the llama.cpp RoBERTa vocab test inputs), extra
+      (hand-written edge cases).
+
+Everything is deterministic: the trainer runs on one fixed file and the cases are listed in
+file order.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "text"))
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "text")
+TOK_DIR = os.path.join(OUT_DIR, "tokenizer")
+CASES = os.path.join(OUT_DIR, "tokenizer_cases.jsonl")
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def make_vocab():
+    # Single-threaded training keeps the merge order reproducible.
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.implementations import ByteLevelBPETokenizer
+    from tokenizers.models import BPE
+
+    trainer = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    trainer.train(
+        files=[os.path.join(SHARED, "wiki_text", "wiki_00")],
+        vocab_size=2000,
+        min_frequency=2,
+        special_tokens=SPECIALS,
+        show_progress=False,
+    )
+    os.makedirs(TOK_DIR, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer.save_model(tmp)
+        with open(os.path.join(tmp, "vocab.json"), encoding="utf-8") as f:
+            vocab = json.load(f)
+        with open(os.path.join(tmp, "merges.txt"), encoding="utf-8") as f:
+            merges_txt = f.read()
+    for i, s in enumerate(SPECIALS):
+        assert vocab[s] == i, (s, vocab[s])
+
+    # vocab.json / merges.txt exactly as GPT-2 / RoBERTa checkpoints ship them.
+    with open(os.path.join(TOK_DIR, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(TOK_DIR, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write(merges_txt)
+
+    # tokenizer.json as in roberta-base: same pipeline, <mask> strips the space on its left.
+    merges = [tuple(l.split(" ")) for l in merges_txt.split("\n") if l and not l.startswith("#version")]
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, dropout=None, continuing_subword_prefix="",
+                        end_of_word_suffix="", fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
+                                                      add_prefix_space=False)
+    tok.add_special_tokens([
+        AddedToken("<s>", lstrip=False, rstrip=False, single_word=False, normalized=True, special=True),
+        AddedToken("<pad>", lstrip=False, rstrip=False, single_word=False, normalized=True, special=True),
+        AddedToken("</s>", lstrip=False, rstrip=False, single_word=False, normalized=True, special=True),
+        AddedToken("<unk>", lstrip=False, rstrip=False, single_word=False, normalized=True, special=True),
+        AddedToken("<mask>", lstrip=True, rstrip=False, single_word=False, normalized=True, special=True),
+    ])
+    tj = json.loads(tok.to_str())
+    with open(os.path.join(TOK_DIR, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False, indent=1)
+
+    def tok_entry(content, lstrip=False):
+        return {"content": content, "lstrip": lstrip, "normalized": True, "rstrip": False,
+                "single_word": False, "special": True}
+
+    config = {
+        "add_prefix_space": False,
+        "added_tokens_decoder": {str(i): tok_entry(s, s == "<mask>") for i, s in enumerate(SPECIALS)},
+        "bos_token": "<s>",
+        "clean_up_tokenization_spaces": False,
+        "cls_token": "<s>",
+        "eos_token": "</s>",
+        "errors": "replace",
+        "mask_token": "<mask>",
+        "model_max_length": 512,
+        "pad_token": "<pad>",
+        "sep_token": "</s>",
+        "tokenizer_class": "RobertaTokenizer",
+        "trim_offsets": True,
+        "unk_token": "<unk>",
+    }
+    with open(os.path.join(TOK_DIR, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=2)
+    stm = {
+        "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+        "mask_token": {"content": "<mask>", "lstrip": True, "normalized": True, "rstrip": False,
+                       "single_word": False},
+        "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>",
+    }
+    with open(os.path.join(TOK_DIR, "special_tokens_map.json"), "w", encoding="utf-8") as f:
+        json.dump(stm, f, ensure_ascii=False, indent=2)
+
+    # Sanity: Transformers loads it like roberta-base (<mask> eats the space before it).
+    hf = load_hf()
+    assert hf.mask_token_id == 4 and hf.pad_token_id == 1 and hf.bos_token_id == 0
+    enc = hf("a <mask> b")
+    assert enc["input_ids"][2] == 4, enc
+    print(f"wrote {TOK_DIR} (vocab {len(vocab)}, merges {len(merges)})")
+
+
+def load_hf():
+    from transformers import RobertaTokenizerFast
+    return RobertaTokenizerFast.from_pretrained(TOK_DIR)
+
+
+# ----------------------------------------------------------------------------------------- cases
+
+def read_lines_bytes(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def collect_cases():
+    cases = []  # dicts with source, text, pair, max_length, truncation, raw (bytes or None)
+
+    def add(source, text, pair=None, max_length=None, truncation=None, raw=None):
+        cases.append(dict(source=source, text=text, pair=pair, max_length=max_length,
+                          truncation=truncation, raw=raw))
+
+    # Big List of Naughty Strings: every line (comments and empty lines too), as bytes.
+    for i, b in enumerate(read_lines_bytes(os.path.join(SHARED, "naughty", "blns.txt")), 1):
+        text = b.decode("utf-8", errors="replace")
+        try:
+            b.decode("utf-8")
+            add(f"blns:{i}", text)
+        except UnicodeDecodeError:
+            add(f"blns:{i}", text, raw=b)
+
+    # wiki_00: every line.
+    for i, b in enumerate(read_lines_bytes(os.path.join(SHARED, "wiki_text", "wiki_00")), 1):
+        add(f"wiki:{i}", b.decode("utf-8", errors="replace"))
+    # ... and a few multi-line chunks (newlines inside the text).
+    with open(os.path.join(SHARED, "wiki_text", "wiki_00"), encoding="utf-8") as f:
+        wiki_all = f.read()
+    for k, start in enumerate(range(0, 6000, 1500)):
+        add(f"wiki_chunk:{k}", wiki_all[start:start + 1500])
+
+    # GermEval: CoNLL-style token-per-line; sentences separated by blank lines.
+    sent, n = [], 0
+    with open(os.path.join(SHARED, "germeval", "dev.txt"), encoding="utf-8") as f:
+        for line in list(f) + [""]:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if sent:
+                    n += 1
+                    add(f"germeval:{n}", " ".join(sent))
+                    sent = []
+                continue
+            sent.append(line.split()[0] if line.split()[0] != "" else line)
+
+    # MRPC pairs: plain, and truncated at several lengths with each strategy.
+    with open(os.path.join(SHARED, "mrpc", "dev.tsv"), encoding="utf-8-sig") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f][1:]
+    for r, row in enumerate(rows, 1):
+        a, b = row[3], row[4]
+        add(f"mrpc:{r}", a, pair=b)
+        add(f"mrpc:{r}:single", a)
+        for ml in (16, 32, 64):
+            for strat in ("longest_first", "only_first", "only_second"):
+                add(f"mrpc:{r}:{strat}:{ml}", a, pair=b, max_length=ml, truncation=strat)
+            add(f"mrpc:{r}:single:{ml}", a, max_length=ml, truncation="longest_first")
+        # swapped order, so the longer side changes
+        add(f"mrpc:{r}:swapped:24", b, pair=a, max_length=24, truncation="longest_first")
+
+    # <mask> placements.
+    for t in [" <mask>", "<mask>", "a<mask>b", "a <mask> b", "a  <mask>  b", "<mask> a", "a <mask>",
+              "The capital of France is <mask>.", "<mask><mask>", " <mask> <mask> ", "\t<mask>\n",
+              "x\n <mask>", "<s>hello</s>", "a <s> b </s> c", "<pad><unk>", " <s>", "<mask", "mask>",
+              "<MASK>", "anarchism<mask>", "  <mask>", "a\u3000<mask>", "a\u00a0<mask>"]:
+        add("mask", t)
+    add("mask:pair", "Paris is the <mask> of France.", pair=" <mask> answer <mask>")
+
+    # Invalid UTF-8 byte strings.
+    invalid = [
+        b"\x80", b"abc\x80def", b"\xbf\xbf", b"\xc3", b"caf\xc3", b"\xe2\x82", b"\xe2\x82abc",
+        b"\xf0\x9f\x98", b"\xf0\x9f\x98 x", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf",
+        b"\xc1\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\xa0\x80\xed\xb0\x80", b"\xff", b"a\xffb",
+        b"\xfe\xff", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80",
+        b"hello \xe4\xb8 world", b"\xe4\xb8\xad\xe6\x96", b"\xc3\xa9\x80\xc3\xa9", b"\x00\xff\x00",
+        b"<mask>\xff", b"\xe2\x28\xa1", b"\xe0\xa0", b"\xf0\x90\x28\xbc",
+    ]
+    for i, b in enumerate(invalid):
+        add(f"invalid_utf8:{i}", b.decode("utf-8", errors="replace"), raw=b)
+
+    # llama.cpp RoBERTa vocab test inputs (texts only; our vocabulary is different).
+    with open(os.path.join(SHARED, "roberta-vocab", "ggml-vocab-roberta-bpe.gguf.inp"), "rb") as f:
+        inp = f.read().decode("utf-8")
+    for i, t in enumerate(inp.split("\n__ggml_vocab_test__\n")):
+        if t.endswith("\n__ggml_vocab_test__"):
+            t = t[: -len("\n__ggml_vocab_test__")]
+        add(f"roberta_vocab:{i}", t)
+
+    # Hand-written edge cases: contractions, digits, whitespace runs, scripts, emoji, controls.
+    extra = [
+        "", " ", "  ", "\n", "\n\n", " \n ", "\t\t x", "a  b", "a   b  ", "a\n\nb", "x \u00a0 y",
+        "I'm you're we've she'll he'd it's don't", "I'M YOU'RE", "'s's 't", "''s", "x's", "1'000",
+        "123456789 3.14159 1,000,000", "\u0661\u0662\u0663 \u00bd \u2167", "A\u030a\u212b\u00c5",
+        "Hello,\u00a0world!", "\u4f60\u597d\u4e16\u754c", "\u3053\u3093\u306b\u3061\u306f \u30c6\u30b9\u30c8",
+        "\U0001f600\U0001f44d\U0001f3fd \U0001f468\u200d\U0001f469\u200d\U0001f467", "\u200b\u200c\u200d\ufeff",
+        "\x00\x01\x1f\x7f", "\u0085\u2028\u2029", "ab\u0301c", "na\u00efve caf\u00e9",
+        "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627", "x" * 300, "ab" * 200 + " " + "z" * 50,
+        "   leading", "trailing   ", "mixed \t\n\r whitespace", "Ġ Ċ ĉ", "\ufffd\ufffd",
+        "Anarchism anarchism ANARCHISM", "e-mail: foo@bar.com https://x.org/a?b=c#d",
+    ]
+    for i, t in enumerate(extra):
+        add(f"extra:{i}", t)
+    add("extra:pair_empty", "", pair="")
+    add("extra:pair_ws", "  a  ", pair="  b  ")
+    add("extra:pair_trunc_long", "one two three four five six seven eight nine ten " * 3,
+        pair="alpha beta", max_length=12, truncation="longest_first")
+    add("extra:pair_trunc_eq", "one two three four five", pair="six seven eight nine ten",
+        max_length=9, truncation="longest_first")
+    add("extra:pair_trunc_odd", "one two three four five", pair="six seven eight nine ten eleven",
+        max_length=10, truncation="longest_first")
+    return cases
+
+
+def make_cases():
+    hf = load_hf()
+    cases = collect_cases()
+    n_by_source = {}
+    with open(CASES, "w", encoding="utf-8") as out:
+        for c in cases:
+            kw = dict(return_offsets_mapping=True)
+            if c["max_length"] is not None:
+                kw.update(max_length=c["max_length"], truncation=c["truncation"])
+            error = None
+            try:
+                if c["pair"] is None:
+                    enc = hf(c["text"], **kw)
+                else:
+                    enc = hf(c["text"], c["pair"], **kw)
+            except Exception as e:  # e.g. only_first with a first text too short to cut
+                error = str(e)
+                enc = {"input_ids": None, "attention_mask": None, "offset_mapping": None}
+            rec = {
+                "source": c["source"],
+                "text": c["text"],
+                "pair": c["pair"],
+                "max_length": c["max_length"],
+                "truncation": c["truncation"],
+                "input_ids": None if error else list(enc["input_ids"]),
+                "attention_mask": None if error else list(enc["attention_mask"]),
+                "offsets": None if error else [list(o) for o in enc["offset_mapping"]],
+            }
+            if error:
+                rec["error"] = error
+            if c["raw"] is not None:
+                rec["raw_hex"] = c["raw"].hex()
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            key = c["source"].split(":")[0]
+            n_by_source[key] = n_by_source.get(key, 0) + 1
+    print(f"wrote {CASES}: {len(cases)} cases", json.dumps(n_by_source))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["vocab", "cases"], help="do one step only")
+    args = ap.parse_args()
+    if args.only in (None, "vocab"):
+        make_vocab()
+    if args.only in (None, "cases"):
+        make_cases()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
