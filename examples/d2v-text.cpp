@@ -42,6 +42,8 @@ options:
       --top-p P           sampling: nucleus probability (default: 1.0)
       --temp T            sampling temperature (default: 1.0)
       --seed N            sampling seed (default: 0)
+      --model-positions   generate with the model's own (RoBERTa) position ids instead of the
+                          0, 1, 2, ... that Transformers' generate() uses (the default, for parity)
   -k N                    labels / tokens to print (default: 5)
       --max-answer-length N  QA: longest answer in tokens (default: 30)
       --no-truncate       refuse input longer than the model's maximum instead of truncating it
@@ -93,6 +95,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--top-p") o.gen.top_p = std::stof(args.value(a));
         else if (a == "--temp") o.gen.temperature = std::stof(args.value(a));
         else if (a == "--seed") o.gen.seed = uint64_t(args.int_value(a, 0));
+        else if (a == "--model-positions") o.gen.model_positions = true;
         else if (a == "-k") o.top_k_print = args.int_value(a, 1);
         else if (a == "--max-answer-length") o.max_answer_length = args.int_value(a, 1);
         else if (a == "--no-truncate") o.no_truncate = true;

@@ -108,6 +108,17 @@ TEST(CausalLM, GreedyGenerationWithCacheEqualsTransformersGenerate) {
     EXPECT_EQ(generate(pipe.model(), *pipe.language_model(), prompt_ids, o), expected_ids);
 }
 
+TEST(CausalLM, GreedyGenerationWithModelPositionsEqualsAFullGreedyRerun) {
+    // Transformers' own greedy loop over full forward passes (the model's RoBERTa position ids).
+    TextPipeline pipe(causal_dir() + "/model.gguf");
+    const auto prompt_ids = rows_of(d2v::read_npy(causal_dir() + "/generate/prompt_ids.npy"))[0];
+    const auto expected_ids = rows_of(d2v::read_npy(causal_dir() + "/generate/output_ids_default_positions.npy"))[0];
+    GenerationOptions o;
+    o.max_new_tokens = int64_t(expected_ids.size() - prompt_ids.size());
+    o.model_positions = true;
+    EXPECT_EQ(generate(pipe.model(), *pipe.language_model(), prompt_ids, o), expected_ids);
+}
+
 TEST(CausalLM, CachedStepLogitsEqualAFullRerun) {
     TextPipeline pipe(causal_dir() + "/model.gguf");
     const auto ids = rows_of(d2v::read_npy(causal_dir() + "/generate/output_ids.npy"))[0];

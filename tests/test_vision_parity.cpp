@@ -71,6 +71,7 @@ TEST_P(VisionParity, EveryOutputEqualsTheReference) {
         for (const auto& f : fields) {
             options.hidden_states |= f.rfind("hidden_states.", 0) == 0;
             options.attentions |= f.rfind("attentions.", 0) == 0;
+            options.auxiliary_logits |= f == "auxiliary_logits";
         }
         const d2v::NamedOutputs out = pipe.run(batch, options, labels ? &*labels : nullptr);
         for (const auto& field : fields) {
@@ -107,7 +108,7 @@ TEST(SemanticSegmentation, WorksAtAnotherInputSize) {
     batch.pixel_values = d2v::NdArray{{1, 3, H, W}, std::vector<float>(size_t(3 * H * W), 0.25f)};
     const auto out = pipe.run(batch);
     const auto& logits = out.at("logits");
-    EXPECT_EQ(logits.shape, (d2v::Shape{1, pipe.config().num_labels(), 4 * H / P / 4 * 1, 4 * W / P / 4 * 1}));
+    EXPECT_EQ(logits.shape, (d2v::Shape{1, pipe.config().num_labels(), 4 * (H / P), 4 * (W / P)}));  // fpn1 scale: 4x the patch grid
     for (float v : logits.data) ASSERT_TRUE(std::isfinite(v));
 }
 

@@ -296,6 +296,25 @@ def _tf_name_to_pt(tf_name: str, ndim: int) -> tuple[str, tuple | None]:
     return ".".join(parts), axes
 
 
+# Transformers 4.x's TF semantic-segmentation heads name their conv blocks the Keras way
+# (conv/bn, a "bottleneck" for the PSP bottleneck, conv_module_<k> counted from 1 after the first
+# auxiliary conv); these rules give the PyTorch names, applied after the generic TF->PT rules.
+TF_SEGMENTATION_RENAMES: list[tuple[str, object]] = [
+    (r"^decode_head\.psp_modules\.(\d+)\.1\.conv\.", r"decode_head.psp_modules.blocks.\1.conv.convolution."),
+    (r"^decode_head\.psp_modules\.(\d+)\.1\.bn\.", r"decode_head.psp_modules.blocks.\1.conv.normalization."),
+    (r"^decode_head\.bottleneck\.", r"decode_head.psp_bottleneck."),
+    (r"^auxiliary_head\.conv_module_(\d+)\.", lambda m: f"auxiliary_head.convs.{int(m.group(1)) - 1}."),
+    (r"^((?:decode_head|auxiliary_head)\..*)\.conv\.weight$", r"\1.convolution.weight"),
+    (r"^((?:decode_head|auxiliary_head)\..*)\.bn\.(weight|bias|running_mean|running_var)$", r"\1.normalization.\2"),
+]
+
+
+def _tf_segmentation_name(name: str) -> str:
+    for pattern, replacement in TF_SEGMENTATION_RENAMES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
 def _h5_str_list(value) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(value).tolist()]
 
@@ -318,6 +337,7 @@ def read_tf_h5(path: str) -> dict[str, np.ndarray]:
                     ds = group[wname]
                     arr = np.asarray(ds[()])
                     pt_name, axes = _tf_name_to_pt(wname, arr.ndim)
+                    pt_name = _tf_segmentation_name(pt_name)
                     if axes is not None:
                         arr = np.ascontiguousarray(np.transpose(arr, axes))
                     if pt_name in out:

@@ -20,12 +20,17 @@ What it writes:
       attention_mask, offsets (Python character offsets from return_offsets_mapping=True) and,
       for raw byte inputs, raw_hex (the bytes; text is then bytes.decode("utf-8", "replace")).
       When Transformers refuses the input (only_first/only_second truncation with a sequence too
-      short to cut), the ids/mask/offsets are null and "error" holds its message.
+      short to cut), the ids/mask/offsets are null and "error" holds its message; otherwise
+      "decoded" is tokenizer.decode(input_ids, skip_special_tokens=True). Single texts other than
+      wiki lines also get "pretokens": the character offsets of the pieces the ByteLevel
+      pre-tokenizer's GPT-2 pattern alone cuts the text into (tests the regex whatever the vocab).
       Sources: blns (every line of the Big List of Naughty Strings, empty lines included),
       wiki (every line of wiki_00), germeval (every sentence, tokens joined with spaces),
       mrpc (sentence pairs with/without truncation), mask (<mask> placements), invalid_utf8
       (raw byte strings), roberta_vocab (the llama.cpp RoBERTa vocab test inputs), extra
-      (hand-written edge cases).
+      (hand-written edge cases), added_flags (extra added tokens with single_word / rstrip /
+      normalized=False / overlapping contents, listed in each case's "extra_added_tokens", checked
+      against the `tokenizers` backend).
 
 Everything is deterministic: the trainer runs on one fixed file and the cases are listed in
 file order.
@@ -227,9 +232,10 @@ def collect_cases():
     # llama.cpp RoBERTa vocab test inputs (texts only; our vocabulary is different).
     with open(os.path.join(SHARED, "roberta-vocab", "ggml-vocab-roberta-bpe.gguf.inp"), "rb") as f:
         inp = f.read().decode("utf-8")
-    for i, t in enumerate(inp.split("\n__ggml_vocab_test__\n")):
-        if t.endswith("\n__ggml_vocab_test__"):
-            t = t[: -len("\n__ggml_vocab_test__")]
+    texts = inp.split("\n__ggml_vocab_test__\n")
+    if texts and texts[-1] == "":  # the file ends with a separator
+        texts.pop()
+    for i, t in enumerate(texts):
         add(f"roberta_vocab:{i}", t)
 
     # Hand-written edge cases: contractions, digits, whitespace runs, scripts, emoji, controls.
@@ -243,10 +249,15 @@ def collect_cases():
         "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627", "x" * 300, "ab" * 200 + " " + "z" * 50,
         "   leading", "trailing   ", "mixed \t\n\r whitespace", "Ġ Ċ ĉ", "\ufffd\ufffd",
         "Anarchism anarchism ANARCHISM", "e-mail: foo@bar.com https://x.org/a?b=c#d",
+        # Oniguruma's \s is White_Space: NEL (U+0085) is a space, U+001C..U+001F and U+180E are not
+        "!\x85", "\x85 ", "a\x85\x85b!", "!\x1c\x1d\x1e\x1f x", "!\u180e", "!\u2028 \u2029",
+        "x\u3000<mask>\u3000y", "\u00e9\u0301\u0301 \U0001f600\U0001f600",
     ]
     for i, t in enumerate(extra):
         add(f"extra:{i}", t)
     add("extra:pair_empty", "", pair="")
+    add("extra:pair_empty_second", "a b", pair="")
+    add("extra:pair_empty_first", "", pair="a b")
     add("extra:pair_ws", "  a  ", pair="  b  ")
     add("extra:pair_trunc_long", "one two three four five six seven eight nine ten " * 3,
         pair="alpha beta", max_length=12, truncation="longest_first")
@@ -258,7 +269,9 @@ def collect_cases():
 
 
 def make_cases():
+    from tokenizers import pre_tokenizers
     hf = load_hf()
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     cases = collect_cases()
     n_by_source = {}
     with open(CASES, "w", encoding="utf-8") as out:
@@ -266,12 +279,21 @@ def make_cases():
             kw = dict(return_offsets_mapping=True)
             if c["max_length"] is not None:
                 kw.update(max_length=c["max_length"], truncation=c["truncation"])
-            error = None
+            error, note = None, None
             try:
                 if c["pair"] is None:
                     enc = hf(c["text"], **kw)
                 else:
                     enc = hf(c["text"], c["pair"], **kw)
+                    # The batch form always keeps the second text; the single call drops an empty
+                    # one (Python falsiness of ""). Record what `tokenizers` does, and say so.
+                    batch = hf([(c["text"], c["pair"])], **kw)
+                    batch = {k: v[0] for k, v in batch.items()}
+                    if batch["input_ids"] != enc["input_ids"]:
+                        assert c["pair"] == "", c
+                        note = ("tokenizer(text, '') ignores an empty second text; this is the batch form "
+                                "tokenizer([(text, '')]), as the tokenizers backend encodes the pair")
+                        enc = batch
             except Exception as e:  # e.g. only_first with a first text too short to cut
                 error = str(e)
                 enc = {"input_ids": None, "attention_mask": None, "offset_mapping": None}
@@ -285,14 +307,65 @@ def make_cases():
                 "attention_mask": None if error else list(enc["attention_mask"]),
                 "offsets": None if error else [list(o) for o in enc["offset_mapping"]],
             }
+            if c["pair"] is None and not c["source"].startswith("wiki"):
+                # the GPT-2 pattern alone (no added tokens), as character offsets
+                rec["pretokens"] = [list(o) for _, o in pre.pre_tokenize_str(c["text"])]
+            if note:
+                rec["note"] = note
             if error:
                 rec["error"] = error
+            else:
+                rec["decoded"] = hf.decode(enc["input_ids"], skip_special_tokens=True)
             if c["raw"] is not None:
                 rec["raw_hex"] = c["raw"].hex()
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
             key = c["source"].split(":")[0]
             n_by_source[key] = n_by_source.get(key, 0) + 1
-    print(f"wrote {CASES}: {len(cases)} cases", json.dumps(n_by_source))
+        n_by_source["added_flags"] = write_added_flag_cases(out)
+    print(f"wrote {CASES}: {sum(n_by_source.values())} cases", json.dumps(n_by_source))
+
+
+# Extra added tokens exercising every flag (RoBERTa itself only has <mask> lstrip=True). The
+# reference here is the `tokenizers` backend loaded from tokenizer.json with these entries appended
+# (what RobertaTokenizerFast wraps); each case carries the entries in "extra_added_tokens".
+EXTRA_ADDED = [
+    {"content": "[X]", "single_word": True, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+    {"content": "<r>", "single_word": False, "lstrip": False, "rstrip": True, "normalized": True, "special": False},
+    {"content": "<both>", "single_word": False, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
+    {"content": "<b", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+    {"content": "<bo", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": False},
+    {"content": "ab c", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+    {"content": "\u00e9x", "single_word": True, "lstrip": True, "rstrip": False, "normalized": True, "special": False},
+    {"content": "Ġthe", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+]
+ADDED_TEXTS = [
+    "[X] a[X] [X]b [X], ([X]) _[X] \u00e9[X] 1[X]", "x <r>   y <r>\n\nz<r>", "a  <both>  b<both><both>",
+    " <mask>  <both> <r> <mask>", "<both <bo <b <both> <bot", "ab c ab  c xab cy", "x \u00e9x y\u00e9x \u00e9xy  \u00e9x",
+    "the Ġthe ĠĠthe", "<b<s><b</s>", "\u3000<both>\u3000", "[X]\u0301 [X]\u00a0", "", "<mask><r><both>[X]",
+]
+
+
+def write_added_flag_cases(out):
+    from tokenizers import Tokenizer
+    with open(os.path.join(TOK_DIR, "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    extra = [dict(e, id=2000 + i) for i, e in enumerate(EXTRA_ADDED)]
+    tj["added_tokens"] = tj["added_tokens"] + extra
+    tok = Tokenizer.from_str(json.dumps(tj))
+    n = 0
+    for i, text in enumerate(ADDED_TEXTS):
+        for pair in (None, "<r> [X] <both>x"):
+            enc = tok.encode(text, pair) if pair is not None else tok.encode(text)
+            rec = {
+                "source": f"added_flags:{i}" + (":pair" if pair else ""), "text": text, "pair": pair,
+                "max_length": None, "truncation": None, "input_ids": enc.ids,
+                "attention_mask": enc.attention_mask, "offsets": [list(o) for o in enc.offsets],
+                "decoded": tok.decode(enc.ids, skip_special_tokens=True),
+                "extra_added_tokens": extra,
+            }
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
 
 
 def main():

@@ -1,6 +1,12 @@
 // Text generation with a causal LM: greedy, or sampling with top-k / top-p (nucleus) and a seed.
 // The prompt is fed once; every later step feeds one token through the key/value cache, so step t
 // costs O(t) instead of re-running the whole sequence.
+//
+// Position ids: Transformers' generate() feeds this model position_ids = 0, 1, 2, ... (its generic
+// cumsum-of-attention-mask rule), not the RoBERTa positions (padding_idx + 1, ...) a plain forward
+// pass uses, so the two give different tokens. We follow generate() by default, so our output
+// equals Transformers'; `model_positions` uses the model's own positions (= re-running the model
+// on the growing sequence).
 #pragma once
 #include <random>
 
@@ -16,6 +22,7 @@ struct GenerationOptions {
     float temperature = 1.0f;
     uint64_t seed = 0;
     int64_t eos_token_id = -1;  // stop after producing it; -1: never stop early
+    bool model_positions = false;  // see above
 };
 
 inline int64_t pick_next_token(RowVector logits, const GenerationOptions& o, std::mt19937_64& rng) {
@@ -53,14 +60,14 @@ inline std::vector<int64_t> generate(const TextModel& model, const LanguageModel
     std::mt19937_64 rng(o.seed);
     DecoderState state;
     std::vector<int64_t> tokens = prompt;
-    Matrix hidden = model.forward_incremental(prompt, state);
+    Matrix hidden = model.forward_incremental(prompt, state, !o.model_positions);
     for (int64_t step = 0; step < o.max_new_tokens; ++step) {
         const Matrix logits = head.logits(hidden.bottomRows(1));
         const int64_t next = pick_next_token(logits.row(0), o, rng);
         tokens.push_back(next);
         if (next == o.eos_token_id) break;
         if (int64_t(tokens.size()) + model.config().pad_token_id + 1 > model.config().max_position_embeddings) break;
-        hidden = model.forward_incremental({next}, state);
+        hidden = model.forward_incremental({next}, state, !o.model_positions);
     }
     return tokens;
 }

@@ -92,9 +92,16 @@ public:
     }
 
     // Feeds `new_ids` of one sequence after what `state` has seen; returns their final hidden states.
-    Matrix forward_incremental(const std::vector<int64_t>& new_ids, DecoderState& state) const {
+    // Position ids are the model's own (RoBERTa: from padding_idx + 1), or with `index_positions`
+    // the plain token index 0, 1, 2, ... that Transformers' generate() passes to this model.
+    Matrix forward_incremental(const std::vector<int64_t>& new_ids, DecoderState& state, bool index_positions = false) const {
         if (state.layers.empty()) state.layers.resize(layers_.size());
-        Matrix x = embeddings_.forward(new_ids, {}, embeddings_.position_ids(new_ids, state.tokens_seen));
+        std::vector<int64_t> positions = embeddings_.position_ids(new_ids, state.tokens_seen);
+        if (index_positions) {
+            const int64_t past = state.layers[0].length();
+            for (size_t i = 0; i < positions.size(); ++i) positions[i] = past + int64_t(i);
+        }
+        Matrix x = embeddings_.forward(new_ids, {}, positions);
         for (int64_t id : new_ids) state.tokens_seen += id != config_.pad_token_id ? 1 : 0;
         AttentionBias bias;
         bias.causal = true;

@@ -24,6 +24,7 @@ struct VisionBatch {
 struct VisionRunOptions {
     bool hidden_states = false;
     bool attentions = false;
+    bool auxiliary_logits = false;  // segmentation: also report the FCN auxiliary head's logits
 };
 
 struct VisionModelOutput {

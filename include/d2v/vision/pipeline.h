@@ -21,9 +21,11 @@ public:
         processor_ = parse_image_processor(file_->preprocessor());
         const bool pooler_norm = file_->has_tensor(names::kPoolerNormWeight);
         file_->validate(vision_tensor_table(config_, head_kind_, pooler_norm));
-        // Transformers adds the pooler to the classification model only; a base checkpoint that
-        // carries pooler weights gets it too.
-        const bool with_pooler = head_kind_ == VisionHead::ImageClassification || (head_kind_ == VisionHead::Base && pooler_norm);
+        // Transformers adds the pooler to the classification model only (and to the base model on
+        // request). The base model reports it whenever it is defined by the file: the CLS token
+        // without mean pooling, or the pooler LayerNorm when its weights are there.
+        const bool with_pooler = head_kind_ == VisionHead::ImageClassification ||
+                                 (head_kind_ == VisionHead::Base && (pooler_norm || !config_.use_mean_pooling));
         model_ = std::make_unique<VisionModel>(file_, config_, with_pooler);
         if (head_kind_ == VisionHead::ImageClassification) classifier_.emplace(*file_, config_);
         if (head_kind_ == VisionHead::SemanticSegmentation) segmenter_.emplace(*file_, config_);
@@ -63,7 +65,9 @@ public:
                                                    std::vector<float>(base.pooler_output->data(), base.pooler_output->data() + base.pooler_output->size())};
                 break;
             case VisionHead::ImageClassification: classifier_->apply(base, labels, out); break;
-            case VisionHead::SemanticSegmentation: segmenter_->apply(base, labels, out, segmentation_maps); break;
+            case VisionHead::SemanticSegmentation:
+                segmenter_->apply(base, labels, out, segmentation_maps, options.auxiliary_logits);
+                break;
         }
         if (options.hidden_states)
             for (size_t l = 0; l < base.hidden_states.size(); ++l) out["hidden_states." + std::to_string(l)] = stack_items(base.hidden_states[l]);

@@ -75,17 +75,19 @@ public:
     }
 
     // Logits [B, num_labels, H/4, W/4] as Transformers returns them; labels [B, H, W] give the loss.
-    void apply(const VisionModelOutput& base, const NdArray* labels, NamedOutputs& out, std::vector<FeatureMap>* logit_maps = nullptr) const {
+    void apply(const VisionModelOutput& base, const NdArray* labels, NamedOutputs& out, std::vector<FeatureMap>* logit_maps = nullptr,
+               bool auxiliary_logits = false) const {
         const size_t B = base.last_hidden_state.size();
-        NdArray logits;
+        NdArray logits, aux_logits;
         CrossEntropySum main, auxiliary;  // over all labelled pixels of the batch, as Transformers averages
         for (size_t b = 0; b < B; ++b) {
             std::vector<FeatureMap> features = backbone_features(base, b);
             FeatureMap map = uper_head(features);
-            if (labels) add_item_loss(map, features, *labels, b, main, auxiliary);
-            if (b == 0) logits.shape = {int64_t(B), map.channels(), map.height, map.width};
-            for (int64_t c = 0; c < map.channels(); ++c)
-                for (int64_t p = 0; p < map.data.rows(); ++p) logits.data.push_back(map.data(p, c));
+            std::optional<FeatureMap> aux;
+            if (config_.use_auxiliary_head && (labels || auxiliary_logits)) aux = auxiliary_head(features);
+            if (labels) add_item_loss(map, aux ? &*aux : nullptr, *labels, b, main, auxiliary);
+            append_nchw(logits, map, B);
+            if (aux && auxiliary_logits) append_nchw(aux_logits, *aux, B);
             if (logit_maps) logit_maps->push_back(std::move(map));
         }
         if (labels) {
@@ -94,6 +96,7 @@ public:
             out["loss"] = scalar_array(float(loss));
         }
         out["logits"] = std::move(logits);
+        if (!aux_logits.data.empty()) out["auxiliary_logits"] = std::move(aux_logits);
     }
 
 private:
@@ -131,10 +134,23 @@ private:
         return classifier_(fpn_bottleneck_[0](concat_channels(outs)));
     }
 
+    static void append_nchw(NdArray& a, const FeatureMap& map, size_t batch) {
+        if (a.shape.empty()) a.shape = {int64_t(batch), map.channels(), map.height, map.width};
+        for (int64_t c = 0; c < map.channels(); ++c)
+            for (int64_t p = 0; p < map.data.rows(); ++p) a.data.push_back(map.data(p, c));
+    }
+
+    FeatureMap auxiliary_head(const std::vector<FeatureMap>& f) const {
+        FeatureMap aux = f[2];
+        for (const auto& conv : aux_convs_) aux = conv(aux);
+        if (!aux_concat_.empty()) aux = aux_concat_[0](concat_channels({f[2], aux}));
+        return aux_classifier_(aux);
+    }
+
     // Cross-entropy of the logits upsampled (bilinear) to the label size, ignoring
     // semantic_loss_ignore_index; the FCN auxiliary head's logits likewise.
-    void add_item_loss(const FeatureMap& map, const std::vector<FeatureMap>& f, const NdArray& labels, size_t b,
-                       CrossEntropySum& main, CrossEntropySum& auxiliary) const {
+    void add_item_loss(const FeatureMap& map, const FeatureMap* aux, const NdArray& labels, size_t b, CrossEntropySum& main,
+                       CrossEntropySum& auxiliary) const {
         if (labels.shape.size() != 3) throw Error("segmentation labels must be [batch, height, width]");
         const int64_t LH = labels.shape[1], LW = labels.shape[2];
         const std::vector<int64_t> all = labels_as_ids(labels);
@@ -145,12 +161,7 @@ private:
             total.count += s.count;
         };
         add(main, map);
-        if (config_.use_auxiliary_head) {
-            FeatureMap aux = f[2];
-            for (const auto& conv : aux_convs_) aux = conv(aux);
-            if (!aux_concat_.empty()) aux = aux_concat_[0](concat_channels({f[2], aux}));
-            add(auxiliary, aux_classifier_(aux));
-        }
+        if (aux) add(auxiliary, *aux);
     }
 
     VisionConfig config_;

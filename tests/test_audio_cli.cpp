@@ -1,35 +1,16 @@
 // d2v-audio as a user meets it: bad inputs give a readable message and a non-zero exit; odd but
 // valid audio formats work and give the same model input as the plain 16-bit file.
 #include <sndfile.h>
-#include <sys/wait.h>
 
-#include <cstdio>
-
+#include "cli_util.h"
 #include "d2v/audio/audio_io.h"
-#include "test_util.h"
 
 namespace {
 
-struct CliResult {
-    int exit_code = -1;
-    std::string output;  // stdout + stderr
-};
-
-CliResult run_cli(const std::string& args) {
-    const std::string cmd = std::string(D2V_AUDIO_CLI) + " " + args + " 2>&1";
-    CliResult r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-    const int status = pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
+CliResult run_cli(const std::string& args) { return run_program(D2V_AUDIO_CLI, args); }
 
 std::string model() { return fixtures_dir() + "/audio/ctc/model.gguf"; }
-std::string tmp(const std::string& name) { return ::testing::TempDir() + "/d2v_cli_" + name; }
+std::string tmp(const std::string& name) { return temp_path("cli_" + name); }
 
 // The first 2 s of jfk.wav as float samples.
 std::vector<float> jfk_2s() {
@@ -54,15 +35,6 @@ std::string write_wav(const std::string& name, const std::vector<float>& mono, i
     sf_writef_int(f, interleaved.data(), sf_count_t(mono.size()));
     sf_close(f);
     return path;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-void expect_error(const CliResult& r, const std::string& message) {
-    EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_NE(r.output.find(message), std::string::npos) << "expected '" << message << "' in:\n" << r.output;
 }
 
 d2v::NdArray dumped_input(const std::string& wav, const std::string& dir) {

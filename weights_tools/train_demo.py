@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Train the two small demo models shipped under models/ (from scratch, CPU only).
+
+Usage (reference venv: torch + transformers + soundfile + soxr)::
+
+    python weights_tools/train_demo.py --out /tmp/d2v-demo [--fsdd ../shared/data/speech/fsdd]
+
+Writes two Transformers checkpoint folders, ready for weights_tools/convert.py:
+
+    OUT/digits-ctc/        Data2VecAudioForCTC: spoken digit sequence -> "THREE ONE FOUR"
+    OUT/digits-classify/   Data2VecAudioForSequenceClassification: one spoken digit -> "zero".."nine"
+
+Data: the Free Spoken Digit Dataset (FSDD, CC BY-SA 4.0) speakers george, jackson, nicolas and
+theo (speaker yweweler is never used for training; it is the held-out set of eval_demo.py), plus
+single digits and digit phrases synthesised with espeak-ng over many voices, speeds and pitches.
+Everything is resampled to 16 kHz with soxr (HQ), as the C++ reader does.
+
+Stage 1 trains the digit classifier from random initialisation on single clips (random silence
+around them, light noise, gain). Stage 2 trains the CTC model on sequences of 1-5 digits
+(concatenated clips with random gaps and light noise, and whole espeak-ng phrases); its backbone
+starts from the stage-1 backbone (our own weights, no external pretraining), its lm_head starts
+random, and the whole model is trained. Both stages use a fixed number of steps and fixed seeds;
+about 25 minutes on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from transformers import logging as hf_logging
+from transformers import (Data2VecAudioConfig, Data2VecAudioForCTC, Data2VecAudioForSequenceClassification,
+                          Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor)
+
+SR = 16000
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+TRAIN_SPEAKERS = ["george", "jackson", "nicolas", "theo"]
+HELD_OUT_SPEAKER = "yweweler"
+# espeak-ng voices (Debian espeak-ng-data): accents x voice variants
+ESPEAK_VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd", "en-us-nyc",
+                 "en-gb-x-gbclan"]
+ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
+                   "+klatt", "+klatt2", "+croak", "+whisper"]
+
+
+def log(*a):
+    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+def to16k(x: np.ndarray, sr: int) -> np.ndarray:
+    x = x.astype(np.float32)
+    if sr != SR:
+        x = soxr.resample(x, sr, SR, quality="HQ").astype(np.float32)
+    return x
+
+
+def load_fsdd(root: Path, speakers):
+    """{speaker: [(digit, wave16k)]}"""
+    out = {}
+    for spk in speakers:
+        items = []
+        for f in sorted(root.glob(f"*_{spk}_*.wav")):
+            d = int(f.name.split("_")[0])
+            x, sr = sf.read(str(f), dtype="float32", always_2d=True)
+            items.append((d, to16k(x.mean(axis=1), sr)))
+        out[spk] = items
+    return out
+
+
+def trim(x: np.ndarray, rel_db: float = -35.0, pad: int = 800) -> np.ndarray:
+    """Cut leading/trailing near-silence (espeak adds a lot), keep `pad` samples."""
+    if len(x) < 400:
+        return x
+    frame = 160
+    n = len(x) // frame
+    e = (x[: n * frame].reshape(n, frame) ** 2).mean(axis=1) + 1e-12
+    db = 10 * np.log10(e / e.max())
+    idx = np.nonzero(db > rel_db)[0]
+    if len(idx) == 0:
+        return x
+    a = max(0, idx[0] * frame - pad)
+    b = min(len(x), (idx[-1] + 1) * frame + pad)
+    return x[a:b]
+
+
+def espeak(text: str, voice: str, speed: int, pitch: int, tmp: Path) -> np.ndarray:
+    wav = tmp / "e.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+    return trim(to16k(x.mean(axis=1), sr))
+
+
+def band_limit(x: np.ndarray) -> np.ndarray:
+    """Through 8 kHz and back, like the FSDD recordings."""
+    return soxr.resample(soxr.resample(x, SR, 8000, quality="HQ"), 8000, SR, quality="HQ").astype(np.float32)
+
+
+def make_espeak(rng: random.Random, n_voices: int, n_phrases: int):
+    """Single digits for n_voices random (voice, speed, pitch) settings; n_phrases digit phrases."""
+    singles, phrases = {}, []
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        for v in range(n_voices):
+            voice = rng.choice(ESPEAK_VOICES) + rng.choice(ESPEAK_VARIANTS)
+            speed, pitch, bl = rng.randint(110, 230), rng.randint(15, 85), rng.random() < 0.5
+            items = []
+            for d, w in enumerate(WORDS):
+                x = espeak(w, voice, speed, pitch, tmp)
+                items.append((d, band_limit(x) if bl else x))
+            singles[f"espeak{v}"] = items
+        for _ in range(n_phrases):
+            voice = rng.choice(ESPEAK_VOICES) + rng.choice(ESPEAK_VARIANTS)
+            speed, pitch = rng.randint(110, 230), rng.randint(15, 85)
+            digits = [rng.randrange(10) for _ in range(rng.randint(1, 5))]
+            sep = rng.choice([" ", ", ", ". "])
+            x = espeak(sep.join(WORDS[d] for d in digits), voice, speed, pitch, tmp)
+            phrases.append((digits, band_limit(x) if rng.random() < 0.5 else x))
+    return singles, phrases
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (tempo and pitch), via resampling."""
+    return soxr.resample(x, SR, SR / factor, quality="HQ").astype(np.float32)
+
+
+class Augment:
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def silence(self, lo: float, hi: float) -> np.ndarray:
+        return np.zeros(int(self.rng.uniform(lo, hi) * SR), np.float32)
+
+    def finish(self, x: np.ndarray) -> np.ndarray:
+        """Gain, light noise (SNR 15..45 dB relative to the speech), occasional band limit."""
+        rms = math.sqrt(float((x ** 2).mean()) + 1e-12)
+        snr = self.rng.uniform(15, 45)
+        x = x + self.rng.standard_normal(len(x)).astype(np.float32) * (rms / 10 ** (snr / 20))
+        return (x * self.rng.uniform(0.3, 1.5)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- model
+
+def base_config(**kw) -> Data2VecAudioConfig:
+    return Data2VecAudioConfig(
+        hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+        # a light 4-layer conv stack, total stride 320 (20 ms frames) like the usual 7-layer one
+        conv_dim=(48, 96, 128, 160), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 8, 8, 8), conv_bias=False,
+        num_conv_pos_embeddings=2, conv_pos_kernel_size=19, num_conv_pos_embedding_groups=16,
+        hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.05,
+        final_dropout=0.1, layerdrop=0.0, mask_time_prob=0.05, mask_time_length=5, mask_time_min_masks=1,
+        **kw)
+
+
+def build_tokenizer(folder: Path) -> Wav2Vec2CTCTokenizer:
+    letters = sorted(set("".join(WORDS).upper()))
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
+    for c in letters:
+        vocab[c] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    vf = folder / "vocab.json"
+    vf.write_text(json.dumps(vocab, indent=2))
+    return Wav2Vec2CTCTokenizer(str(vf), unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                eos_token="</s>", word_delimiter_token="|", do_lower_case=False)
+
+
+def feature_extractor() -> Wav2Vec2FeatureExtractor:
+    return Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, padding_value=0.0, do_normalize=True,
+                                    return_attention_mask=True)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name: str, evaluate=None,
+               eval_every: int = 0):
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
+    model.train()
+    t0, run = time.time(), None
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, peak_lr, warmup)
+        batch = make_batch()
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
+        if (step + 1) % 50 == 0:
+            log(f"{name} step {step + 1}/{steps} loss {run:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"{time.time() - t0:.0f}s")
+        if evaluate and eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
+            model.eval()
+            evaluate()
+            model.train()
+    model.eval()
+
+
+# ----------------------------------------------------------------------------- demo inputs
+
+SAMPLES = [  # (file, text, espeak-ng voice, speed, pitch)
+    ("three_one_four.wav", "three, one, four", "en-us", 150, 50),
+    ("seven.wav", "seven", "en-us", 150, 50),
+    ("two_zero_two_six.wav", "two, zero, two, six", "en-gb-x-rp+f3", 160, 55),
+]
+
+
+def write_samples(folder: Path):
+    """The demo inputs under samples/: espeak-ng, 16 kHz mono PCM16."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as td:
+        for name, text, voice, speed, pitch in SAMPLES:
+            x = espeak(text, voice, speed, pitch, Path(td))
+            x = 0.5 * x / max(1e-6, float(np.abs(x).max()))
+            sf.write(str(folder / name), x, SR, subtype="PCM_16")
+            log(f"wrote {folder / name} ({len(x) / SR:.2f} s): {text!r}, voice {voice}, -s {speed} -p {pitch}")
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = Path(__file__).resolve().parent
+    ap.add_argument("--fsdd", type=Path, default=here.parent.parent / "shared/data/speech/fsdd")
+    ap.add_argument("--out", type=Path, help="folder for the two checkpoint folders")
+    ap.add_argument("--write-samples", type=Path, metavar="DIR",
+                    help="only write the espeak-ng demo inputs (samples/) to DIR and exit")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--ctc-steps", type=int, default=900)
+    ap.add_argument("--cls-steps", type=int, default=1200)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--espeak-voices", type=int, default=60)
+    ap.add_argument("--espeak-phrases", type=int, default=400)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is fastest on a shared 2-core machine)")
+    args = ap.parse_args()
+
+    if args.write_samples:
+        return write_samples(args.write_samples)
+    if args.out is None:
+        ap.error("--out is required")
+    t_start = time.time()
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    nrng = np.random.default_rng(args.seed)
+    aug = Augment(nrng)
+
+    # ---- data
+    fsdd = load_fsdd(args.fsdd, TRAIN_SPEAKERS)
+    held = load_fsdd(args.fsdd, [HELD_OUT_SPEAKER])[HELD_OUT_SPEAKER]
+    log(f"FSDD: {sum(len(v) for v in fsdd.values())} training clips, {len(held)} held-out ({HELD_OUT_SPEAKER})")
+    groups = {}  # speaker-like groups of single-digit clips: [(digit, wave)]
+    for spk, items in fsdd.items():
+        for f in (0.88, 1.0, 1.12):  # speed perturbation
+            groups[f"{spk}@{f}"] = [(d, x if f == 1.0 else speed_perturb(x, f)) for d, x in items]
+    singles, phrases = make_espeak(rng, args.espeak_voices, args.espeak_phrases)
+    groups.update(singles)
+    log(f"espeak-ng: {len(singles)} voices x 10 digits, {len(phrases)} phrases; {len(groups)} groups")
+    fsdd_groups = [g for g in groups if not g.startswith("espeak")]
+    esp_groups = [g for g in groups if g.startswith("espeak")]
+    by_digit = {}
+    for g in groups:
+        for d, x in groups[g]:
+            by_digit.setdefault((g, d), []).append(x)
+
+    def pick_group():  # 75 % real speech
+        return rng.choice(fsdd_groups) if rng.random() < 0.75 else rng.choice(esp_groups)
+
+    fe = feature_extractor()
+
+    def features(waves):
+        b = fe(waves, sampling_rate=SR, padding=True, return_attention_mask=True, return_tensors="pt")
+        return b["input_values"], b["attention_mask"]
+
+    def one_clip(g):
+        d, x = rng.choice(groups[g])
+        return d, x
+
+    def digit_text(ds):
+        return " ".join(WORDS[d].upper() for d in ds)
+
+    def ctc_example():
+        if rng.random() < 0.12:
+            ds, x = rng.choice(phrases)
+            return digit_text(ds), aug.finish(np.concatenate([aug.silence(0, 0.2), x, aug.silence(0, 0.2)]))
+        g = pick_group()
+        n = rng.choice([1, 2, 3, 3, 4, 4, 5])
+        parts, ds = [aug.silence(0, 0.25)], []
+        for i in range(n):
+            gg = g if rng.random() < 0.85 else pick_group()
+            d, x = one_clip(gg)
+            ds.append(d)
+            parts.append(x)
+            parts.append(aug.silence(0.03, 0.3) if i + 1 < n else aug.silence(0, 0.25))
+        return digit_text(ds), aug.finish(np.concatenate(parts))
+
+    # ---- stage 1: digit classifier, from random initialisation
+    cls_dir = args.out / "digits-classify"
+    ccfg = base_config(num_labels=10, id2label={i: w for i, w in enumerate(WORDS)},
+                       label2id={w: i for i, w in enumerate(WORDS)}, classifier_proj_size=128)
+    cls = Data2VecAudioForSequenceClassification(ccfg)
+    log(f"classifier: {sum(p.numel() for p in cls.parameters()) / 1e6:.2f} M parameters")
+
+    def cls_batch():
+        waves, ys = [], []
+        for _ in range(args.batch):
+            d, x = one_clip(pick_group())
+            waves.append(aug.finish(np.concatenate([aug.silence(0.02, 0.3), x, aug.silence(0.02, 0.3)])))
+            ys.append(d)
+        iv, am = features(waves)
+        return {"input_values": iv, "attention_mask": am, "labels": torch.tensor(ys)}
+
+    def cls_eval():
+        ok = 0
+        with torch.no_grad():
+            for i in range(0, len(held), 50):
+                ds, xs = zip(*held[i: i + 50])
+                iv, am = features(list(xs))
+                ok += int((cls(iv, attention_mask=am).logits.argmax(-1) == torch.tensor(ds)).sum())
+        log(f"  held-out ({HELD_OUT_SPEAKER}) digit accuracy {100 * ok / len(held):.1f}% (log only)")
+
+    train_loop(cls, cls_batch, args.cls_steps, 1e-3, 150, "classify", cls_eval, 400)
+    cls_eval()
+    cls.save_pretrained(cls_dir, safe_serialization=True)
+    fe.save_pretrained(cls_dir)
+    log(f"saved {cls_dir}")
+
+    # ---- stage 2: CTC; the backbone starts from the stage-1 backbone, the lm_head is new
+    ctc_dir = args.out / "digits-ctc"
+    tok = build_tokenizer(ctc_dir)
+    cfg = base_config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
+                      ctc_zero_infinity=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    ctc = Data2VecAudioForCTC(cfg)
+    ctc.data2vec_audio.load_state_dict(cls.data2vec_audio.state_dict(), strict=True)
+
+    def ctc_batch():
+        texts, waves = zip(*[ctc_example() for _ in range(args.batch)])
+        iv, am = features(list(waves))
+        ids = [tok(t).input_ids for t in texts]
+        L = max(len(i) for i in ids)
+        labels = torch.full((len(ids), L), -100, dtype=torch.long)
+        for i, s in enumerate(ids):
+            labels[i, : len(s)] = torch.tensor(s)
+        return {"input_values": iv, "attention_mask": am, "labels": labels}
+
+    # held-out sequences, for the log only (no model selection)
+    vrng = random.Random(99)
+    pool = {d: [x for dd, x in held if dd == d] for d in range(10)}
+    val_seqs = []
+    for _ in range(40):
+        ds = [vrng.randrange(10) for _ in range(vrng.randint(3, 5))]
+        x = np.concatenate([np.concatenate([vrng.choice(pool[d]), np.zeros(int(0.1 * SR), np.float32)]) for d in ds])
+        val_seqs.append((digit_text(ds), x))
+
+    def ctc_eval():
+        errs = words = 0
+        with torch.no_grad():
+            for text, x in val_seqs:
+                iv, am = features([x])
+                pred = tok.decode(ctc(iv, attention_mask=am).logits[0].argmax(-1).tolist())
+                errs += edit_distance(text.split(), pred.split())
+                words += len(text.split())
+        log(f"  held-out ({HELD_OUT_SPEAKER}) sequence WER {100 * errs / words:.1f}% (log only)")
+
+    train_loop(ctc, ctc_batch, args.ctc_steps, 7e-4, 100, "ctc", ctc_eval, 300)
+    ctc_eval()
+    ctc.save_pretrained(ctc_dir, safe_serialization=True)
+    tok.save_pretrained(ctc_dir)
+    fe.save_pretrained(ctc_dir)
+    log(f"saved {ctc_dir}; total {time.time() - t_start:.0f}s")
+
+
+def edit_distance(a, b) -> int:
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
