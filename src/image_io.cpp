@@ -1,6 +1,7 @@
 // Image decoding with stb_image (libstb.so provides the implementation; no STB_IMAGE_IMPLEMENTATION here),
 // plus the few places where PIL's Image.open(p).convert("RGB") differs from stb's own RGB conversion:
-// 16-bit gray PNG (PIL clips, stb keeps the high byte) and GIF first frames (transparency / frame rectangle).
+// 16-bit gray PNG (PIL clips, stb keeps the high byte), 16-bit BMP (channel widening) and GIF first frames
+// (transparency / frame rectangle).
 // Every header is parsed by us first (bounds-checked), so size limits are enforced before stb allocates.
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -192,9 +193,9 @@ GifFrame0 parse_gif_frame0(const std::string& path, const std::vector<uint8_t>& 
         if (block == 0x21) {  // extension
             need(p + 1);
             const uint8_t label = b[p++];
-            if (label == 0xF9) {  // graphic control extension: the last one before the image applies
+            if (label == 0xF9) {  // graphic control extension; as in PIL, a later one without the flag keeps it
                 need(p + 5);
-                if (b[p] >= 4) g.transparent = (b[p + 1] & 1) ? int(b[p + 4]) : -1;
+                if (b[p] >= 4 && (b[p + 1] & 1)) g.transparent = int(b[p + 4]);
             }
             for (;;) {  // skip the data sub-blocks
                 need(p + 1);

@@ -10,18 +10,24 @@ Run from the repository root:
 
     ~/.cache/d2v-ref/bin/python weights_tools/make_image_fixtures.py
 
-What it writes (all deterministic):
+What it writes (deterministic; about 6.0 MB, 4.9 MB of it the COCO 640x640 expectation):
 
   tests/fixtures/vision/images/       small synthetic images in every format/mode read_image() must
-                                      handle (PNG L/LA/RGB/RGBA/P/1-bit/16-bit, GIF, BMP, JPEG) and
-  tests/fixtures/vision/images/bad/   broken files (truncated PNG, corrupt JPEG, 0x0 PNG, a PNG header
-                                      claiming 100000x100000, text named .png, empty file)
-  tests/fixtures/vision/preprocess/   cases.json + .npy expectations:
-      decoded/<image>.npy   Image.open(p).convert("RGB") as int32 [H, W, 3]
-      resize/<name>.npy     PIL Image.resize of an RGB uint8 image, int32 [H, W, 3], every filter
-      pixel_values/<case>.npy  BeitImageProcessorPil output [3, H, W] float32 (possibly strided,
-                            see "sample": expected == full[:, ::sy, ::sx])
-      labels/<case>.npy     segmentation labels [H, W] int64 (strided the same way)
+                                      handle: PNG L/LA/RGB/RGBA/P (8- and 4-bit)/1-bit/16-bit gray, RGB,
+                                      RGBA; GIF (2 frames with a transparent index; hand-made ones with
+                                      an offset first frame, local palette, interlacing); BMP 24/32/8-bit
+                                      and 16-bit 555/565; JPEG baseline 4:2:0 and 4:4:4, progressive, gray;
+                                      a palette (mode P) label map
+  tests/fixtures/vision/images/bad/   broken files: truncated PNG, corrupt JPEG (garbage after the
+                                      header), 0x0 PNG, a PNG header claiming 100000x100000, text named
+                                      .png, an empty file
+  tests/fixtures/vision/preprocess/   cases.json (every case, its config, measurements) and
+      pixel_values/<case>.npy  BeitImageProcessorPil output [3, H, W] float32, in full for the COCO
+                               photo at 224 and 640 and the small cases, otherwise strided ("sample":
+                               expected == full[:, ::sy, ::sx])
+      decoded/<image>.png   Image.open(p).convert("RGB")       } uint8 expectations as plain 8-bit PNGs
+      resize/<name>.png     PIL Image.resize, every filter     } (lossless, ~10x smaller than .npy; stb
+      labels/<case>.png     segmentation labels [H, W]         } reading them back exactly is asserted here)
 
 The reference for pixel_values is Transformers' PIL backend (BeitImageProcessorPil), fed the RGB
 image that PIL decodes (Image.open(p).convert("RGB"), alpha dropped).  For every case we also record
@@ -40,9 +46,7 @@ differently.
 """
 
 import ctypes
-import io
 import json
-import math
 import struct
 import sys
 import zlib
@@ -206,6 +210,9 @@ def write_images():
     a16 = np.concatenate([c16, RNG.integers(0, 65536, (H, W, 1)).astype(">u2")], -1).astype(">u2")
     (IMAGES / "rgba16_37x23.png").write_bytes(png_bytes(W, H, 16, 6, [a16[y].tobytes() for y in range(H)]))
     made["rgba16_37x23.png"] = IMAGES / "rgba16_37x23.png"
+    ga16 = np.stack([g16.astype(">u2") * 3 + 7, RNG.integers(0, 65536, (H, W)).astype(">u2")], -1).astype(">u2")
+    (IMAGES / "gray_alpha16_37x23.png").write_bytes(png_bytes(W, H, 16, 4, [ga16[y].tobytes() for y in range(H)]))
+    made["gray_alpha16_37x23.png"] = IMAGES / "gray_alpha16_37x23.png"
 
     W2, H2 = 64, 48
     save("rgb_37x23.bmp", Image.fromarray(pattern_rgb(W, H)))
@@ -252,6 +259,12 @@ def write_images():
     gif += b"\x3b"
     (IMAGES / "offset_frame_40x30.gif").write_bytes(gif)
     made["offset_frame_40x30.gif"] = IMAGES / "offset_frame_40x30.gif"
+    # No graphic control extension, global palette only, interlaced 17x9 frame at (3, 2), background index 5:
+    # PIL fills the uncovered area with index 0 (not the background colour, as stb does).
+    gif = b"GIF87a" + struct.pack("<HHBBB", 24, 14, 0x80 | 2, 5, 0) + gct
+    gif += b"\x2c" + struct.pack("<HHHHB", 3, 2, 17, 9, 0x40) + gif_lzw(RNG.integers(1, 8, 17 * 9), 3) + b"\x3b"
+    (IMAGES / "interlaced_offset_24x14.gif").write_bytes(gif)
+    made["interlaced_offset_24x14.gif"] = IMAGES / "interlaced_offset_24x14.gif"
 
     # A palette label map (P mode, VOC-like colour map): read_label_map must return the indices.
     lab = (np.arange(W)[None, :] // 6 + 3 * (np.arange(H)[:, None] // 5)) % 21
@@ -347,7 +360,7 @@ def preprocess_cases(made):
         ("coco_224_bilinear", coco, {"size": 224, "resample": 2}, (8, 8), "(d) BILINEAR"),
         ("coco_defaults", coco, {}, (16, 16), "no fields: Transformers 5.x defaults (224x224 BICUBIC, no crop)"),
         ("coco_lanczos_300x200", coco, {"size": {"height": 200, "width": 300}, "resample": 1},
-         (8, 8), "LANCZOS, non-square"),
+         (16, 16), "LANCZOS, non-square"),
         ("coco_box_32x24", coco, {"size": {"height": 24, "width": 32}, "resample": 4}, (1, 1), "BOX"),
         ("coco_hamming_24x32", coco, {"size": {"height": 32, "width": 24}, "resample": 5}, (1, 1), "HAMMING"),
         ("ade_640_bilinear", ade, ADE_640, (32, 32), "ADE20k photo (JPEG) at the segmentation config"),

@@ -19,8 +19,10 @@ Stage 1 trains the digit classifier from random initialisation on single clips (
 around them, light noise, gain). Stage 2 trains the CTC model on sequences of 1-5 digits
 (concatenated clips with random gaps and light noise, and whole espeak-ng phrases); its backbone
 starts from the stage-1 backbone (our own weights, no external pretraining), its lm_head starts
-random, and the whole model is trained. Both stages use a fixed number of steps and fixed seeds;
-about 25 minutes on 2 CPU cores.
+random, and the whole model is trained. Stage 3 trains the shipped digit classifier once more from
+the stage-2 backbone (new projector/classifier) on single clips. Every stage runs a fixed number of
+steps with fixed seeds; ``--resume-stage3`` reruns only stage 3 from OUT/digits-ctc, exactly as a
+full run continues. About 30 minutes on a (busy) 2-core machine with the default --threads 1.
 """
 from __future__ import annotations
 
@@ -246,6 +248,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--ctc-steps", type=int, default=900)
     ap.add_argument("--cls-steps", type=int, default=1200)
+    ap.add_argument("--cls2-steps", type=int, default=400, help="stage 3 steps (0: ship the stage-1 classifier)")
+    ap.add_argument("--resume-stage3", action="store_true",
+                    help="skip stages 1-2 and run stage 3 from OUT/digits-ctc (as a full run would)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--espeak-voices", type=int, default=60)
     ap.add_argument("--espeak-phrases", type=int, default=400)
@@ -316,12 +321,10 @@ def main():
             parts.append(aug.silence(0.03, 0.3) if i + 1 < n else aug.silence(0, 0.25))
         return digit_text(ds), aug.finish(np.concatenate(parts))
 
-    # ---- stage 1: digit classifier, from random initialisation
+    # ---- the two tasks: batches and held-out checks (the checks are logged only, no model selection)
     cls_dir = args.out / "digits-classify"
     ccfg = base_config(num_labels=10, id2label={i: w for i, w in enumerate(WORDS)},
                        label2id={w: i for i, w in enumerate(WORDS)}, classifier_proj_size=128)
-    cls = Data2VecAudioForSequenceClassification(ccfg)
-    log(f"classifier: {sum(p.numel() for p in cls.parameters()) / 1e6:.2f} M parameters")
 
     def cls_batch():
         waves, ys = [], []
@@ -341,19 +344,8 @@ def main():
                 ok += int((cls(iv, attention_mask=am).logits.argmax(-1) == torch.tensor(ds)).sum())
         log(f"  held-out ({HELD_OUT_SPEAKER}) digit accuracy {100 * ok / len(held):.1f}% (log only)")
 
-    train_loop(cls, cls_batch, args.cls_steps, 1e-3, 150, "classify", cls_eval, 400)
-    cls_eval()
-    cls.save_pretrained(cls_dir, safe_serialization=True)
-    fe.save_pretrained(cls_dir)
-    log(f"saved {cls_dir}")
-
-    # ---- stage 2: CTC; the backbone starts from the stage-1 backbone, the lm_head is new
     ctc_dir = args.out / "digits-ctc"
     tok = build_tokenizer(ctc_dir)
-    cfg = base_config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
-                      ctc_zero_infinity=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    ctc = Data2VecAudioForCTC(cfg)
-    ctc.data2vec_audio.load_state_dict(cls.data2vec_audio.state_dict(), strict=True)
 
     def ctc_batch():
         texts, waves = zip(*[ctc_example() for _ in range(args.batch)])
@@ -365,7 +357,6 @@ def main():
             labels[i, : len(s)] = torch.tensor(s)
         return {"input_values": iv, "attention_mask": am, "labels": labels}
 
-    # held-out sequences, for the log only (no model selection)
     vrng = random.Random(99)
     pool = {d: [x for dd, x in held if dd == d] for d in range(10)}
     val_seqs = []
@@ -384,12 +375,48 @@ def main():
                 words += len(text.split())
         log(f"  held-out ({HELD_OUT_SPEAKER}) sequence WER {100 * errs / words:.1f}% (log only)")
 
-    train_loop(ctc, ctc_batch, args.ctc_steps, 7e-4, 100, "ctc", ctc_eval, 300)
-    ctc_eval()
-    ctc.save_pretrained(ctc_dir, safe_serialization=True)
-    tok.save_pretrained(ctc_dir)
-    fe.save_pretrained(ctc_dir)
-    log(f"saved {ctc_dir}; total {time.time() - t_start:.0f}s")
+    if not args.resume_stage3:
+        # ---- stage 1: digit classifier, from random initialisation
+        cls = Data2VecAudioForSequenceClassification(ccfg)
+        log(f"classifier: {sum(p.numel() for p in cls.parameters()) / 1e6:.2f} M parameters")
+
+        train_loop(cls, cls_batch, args.cls_steps, 1e-3, 150, "classify", cls_eval, 400)
+        cls_eval()
+        cls.save_pretrained(cls_dir, safe_serialization=True)
+        fe.save_pretrained(cls_dir)
+        log(f"saved {cls_dir}")
+
+        # ---- stage 2: CTC; the backbone starts from the stage-1 backbone, the lm_head is new
+        cfg = base_config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
+                          ctc_zero_infinity=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        ctc = Data2VecAudioForCTC(cfg)
+        ctc.data2vec_audio.load_state_dict(cls.data2vec_audio.state_dict(), strict=True)
+
+        train_loop(ctc, ctc_batch, args.ctc_steps, 7e-4, 100, "ctc", ctc_eval, 300)
+        ctc_eval()
+        ctc.save_pretrained(ctc_dir, safe_serialization=True)
+        tok.save_pretrained(ctc_dir)
+        fe.save_pretrained(ctc_dir)
+        log(f"saved {ctc_dir}")
+    else:
+        ctc = Data2VecAudioForCTC.from_pretrained(ctc_dir)
+
+    # ---- stage 3: the digit classifier again, now with the stage-2 (CTC) backbone and a new head;
+    # everything is reseeded so that --resume-stage3 continues exactly like a full run
+    if args.cls2_steps > 0:
+        random.seed(args.seed + 3)
+        np.random.seed(args.seed + 3)  # SpecAugment masks use numpy's global generator
+        torch.manual_seed(args.seed + 3)
+        rng.seed(args.seed + 3)
+        aug.rng = np.random.default_rng(args.seed + 3)
+        cls = Data2VecAudioForSequenceClassification(ccfg)
+        cls.data2vec_audio.load_state_dict(ctc.data2vec_audio.state_dict(), strict=True)
+        train_loop(cls, cls_batch, args.cls2_steps, 5e-4, 50, "classify2", cls_eval, 200)
+        cls_eval()
+        cls.save_pretrained(cls_dir, safe_serialization=True)
+        fe.save_pretrained(cls_dir)
+        log(f"saved {cls_dir}")
+    log(f"done in {time.time() - t_start:.0f}s")
 
 
 def edit_distance(a, b) -> int:

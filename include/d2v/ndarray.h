@@ -39,4 +39,15 @@ inline NdArray stack_attentions(const std::vector<Matrix>& items, int64_t heads)
 
 inline NdArray scalar_array(float v) { return NdArray{{}, {v}, false}; }
 
+inline NdArray matrix_array(const Matrix& m) {
+    return NdArray{{m.rows(), m.cols()}, std::vector<float>(m.data(), m.data() + m.size()), false};
+}
+
+// hidden_states.<i> / attentions.<i> as Transformers names them; inputs are [layer][item].
+inline void add_layer_outputs(NamedOutputs& out, const std::vector<std::vector<Matrix>>& hidden_states,
+                              const std::vector<std::vector<Matrix>>& attentions, int64_t heads) {
+    for (size_t l = 0; l < hidden_states.size(); ++l) out["hidden_states." + std::to_string(l)] = stack_items(hidden_states[l]);
+    for (size_t l = 0; l < attentions.size(); ++l) out["attentions." + std::to_string(l)] = stack_attentions(attentions[l], heads);
+}
+
 }  // namespace d2v

@@ -72,11 +72,9 @@ public:
         } else {
             head_->apply(batch, base, labels, out);
         }
-        if (options.hidden_states)
-            for (size_t l = 0; l < base.hidden_states.size(); ++l) out["hidden_states." + std::to_string(l)] = stack_items(base.hidden_states[l]);
-        if (options.attentions)
-            for (size_t l = 0; l < base.attentions.size(); ++l)
-                out["attentions." + std::to_string(l)] = stack_attentions(base.attentions[l], config_.num_attention_heads);
+        if (options.hidden_states || options.attentions)
+            add_layer_outputs(out, options.hidden_states ? base.hidden_states : decltype(base.hidden_states){}, base.attentions,
+                              config_.num_attention_heads);
         return out;
     }
 

@@ -60,20 +60,16 @@ public:
         switch (head_kind_) {
             case VisionHead::Base:
                 out["last_hidden_state"] = stack_items(base.last_hidden_state);
-                if (base.pooler_output)
-                    out["pooler_output"] = NdArray{{base.pooler_output->rows(), base.pooler_output->cols()},
-                                                   std::vector<float>(base.pooler_output->data(), base.pooler_output->data() + base.pooler_output->size())};
+                if (base.pooler_output) out["pooler_output"] = matrix_array(*base.pooler_output);
                 break;
             case VisionHead::ImageClassification: classifier_->apply(base, labels, out); break;
             case VisionHead::SemanticSegmentation:
                 segmenter_->apply(base, labels, out, segmentation_maps, options.auxiliary_logits);
                 break;
         }
-        if (options.hidden_states)
-            for (size_t l = 0; l < base.hidden_states.size(); ++l) out["hidden_states." + std::to_string(l)] = stack_items(base.hidden_states[l]);
-        if (options.attentions)
-            for (size_t l = 0; l < base.attentions.size(); ++l)
-                out["attentions." + std::to_string(l)] = stack_attentions(base.attentions[l], config_.num_attention_heads);
+        if (options.hidden_states || options.attentions)
+            add_layer_outputs(out, options.hidden_states ? base.hidden_states : decltype(base.hidden_states){}, base.attentions,
+                              config_.num_attention_heads);
         return out;
     }
 

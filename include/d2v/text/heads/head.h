@@ -21,9 +21,6 @@ inline const NdArray* find_label(const NamedOutputs* labels, const std::string& 
 }
 
 
-inline NdArray matrix_array(const Matrix& m) {
-    return NdArray{{m.rows(), m.cols()}, std::vector<float>(m.data(), m.data() + m.size()), false};
-}
 
 // Rows of all items stacked: [B * T, C].
 inline Matrix concat_rows(const std::vector<Matrix>& items) {

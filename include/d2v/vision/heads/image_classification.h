@@ -14,7 +14,7 @@ public:
     void apply(const VisionModelOutput& base, const NdArray* labels, NamedOutputs& out) const {
         const Matrix logits = classifier_(*base.pooler_output);
         if (labels) out["loss"] = scalar_array(sequence_classification_loss(logits, *labels, problem_type_));
-        out["logits"] = NdArray{{logits.rows(), logits.cols()}, std::vector<float>(logits.data(), logits.data() + logits.size()), false};
+        out["logits"] = matrix_array(logits);
     }
 
 private:
