@@ -839,23 +839,11 @@ RUN_NOTE = (
 # TensorFlow variants
 
 
-# convert.py's names for a TF checkpoint (transformers' TF->PT naming rules) vs the PyTorch
-# state-dict names: the TF ConvModule/UperHead/FCNHead layers are named differently.
-TF_TO_PT_RENAMES = [
-    (r"^decode_head\.psp_modules\.(\d+)\.1\.conv\.", r"decode_head.psp_modules.blocks.\1.conv.convolution."),
-    (r"^decode_head\.psp_modules\.(\d+)\.1\.bn\.", r"decode_head.psp_modules.blocks.\1.conv.normalization."),
-    (r"^decode_head\.bottleneck\.", r"decode_head.psp_bottleneck."),
-    (r"^auxiliary_head\.conv_module_(\d+)\.", lambda m: f"auxiliary_head.convs.{int(m.group(1)) - 1}."),
-    (r"^((?:decode_head|auxiliary_head)\..*)\.conv\.weight$", r"\1.convolution.weight"),
-    (r"^((?:decode_head|auxiliary_head)\..*)\.bn\.(weight|bias|running_mean|running_var)$", r"\1.normalization.\2"),
-]
+# convert.py maps the TF head names to the PyTorch ones itself (its TF_SEGMENTATION_RENAMES);
+# applying the same rules here again is a no-op that guards against older .gguf files.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from convert import _tf_segmentation_name as tf_name_to_pt  # noqa: E402
 
-
-def tf_name_to_pt(name):
-    new = name
-    for pat, rep in TF_TO_PT_RENAMES:
-        new = re.sub(pat, rep, new)
-    return new
 
 
 def read_gguf_tensors(path):
