@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "d2v/text/generation.h"
 #include "d2v/text/pipeline.h"
+#include "d2v/text/postprocess.h"
 
 using d2v::Error;
 using d2v::Json;
@@ -243,30 +244,12 @@ int run(const Options& o) {
             const auto out = runner.run(to_batch({e}));
             const auto& logits = out.at("logits");
             const int64_t C = logits.shape[2];
-            // Word-level labels: a word is a run of tokens without a gap between their offsets;
-            // it takes the label of its first token (Transformers' "first" aggregation).
             doc["words"] = Json::array();
-            int64_t word_start = -1, word_end = -1;
-            std::string label;
-            auto flush = [&]() {
-                if (word_start < 0) return;
-                const std::string word = text.substr(size_t(word_start), size_t(word_end - word_start));
-                doc["words"].push_back({{"word", word}, {"label", label}, {"start", word_start}, {"end", word_end}});
-                if (!o.json) std::printf("%-24s %s\n", word.c_str(), label.c_str());
-                word_start = -1;
-            };
-            for (size_t i = 0; i < e.input_ids.size(); ++i) {
-                if (e.sequence_ids[i] != 0) continue;
-                const auto [s, end] = e.offsets[i];
-                if (word_start < 0 || s > word_end) {
-                    flush();
-                    word_start = s;
-                    const float* row = logits.data.data() + i * size_t(C);
-                    label = cfg.labels[size_t(std::max_element(row, row + C) - row)];
-                }
-                word_end = end;
+            for (const auto& w : word_labels(logits.data.data(), C, e, text)) {
+                const std::string& label = cfg.labels[size_t(w.label)];
+                doc["words"].push_back({{"word", w.word}, {"label", label}, {"start", w.start_byte}, {"end", w.end_byte}});
+                if (!o.json) std::printf("%-24s %s\n", w.word.c_str(), label.c_str());
             }
-            flush();
             break;
         }
         case TextHead::QuestionAnswering: {
@@ -279,22 +262,12 @@ int run(const Options& o) {
             const auto out = runner.run(to_batch({e}));
             const auto& start = out.at("start_logits").data;
             const auto& end = out.at("end_logits").data;
-            // Best span inside the context: max start + end logit, start <= end, length limited.
-            double best = -INFINITY;
-            size_t bs = 0, be = 0;
-            for (size_t s = 0; s < e.input_ids.size(); ++s) {
-                if (e.sequence_ids[s] != 1) continue;
-                for (size_t t = s; t < e.input_ids.size() && t < s + size_t(o.max_answer_length); ++t) {
-                    if (e.sequence_ids[t] != 1) break;
-                    if (double(start[s]) + end[t] > best) { best = double(start[s]) + end[t]; bs = s; be = t; }
-                }
-            }
-            if (best == -INFINITY) throw Error("the context is empty after truncation; no answer span possible");
-            const std::string answer = context.substr(size_t(e.offsets[bs].first), size_t(e.offsets[be].second - e.offsets[bs].first));
+            const AnswerSpan span = best_answer_span(start.data(), end.data(), e, context, o.max_answer_length);
+            const std::string& answer = span.text;
             doc["answer"] = answer;
-            doc["start"] = e.offsets[bs].first;
-            doc["end"] = e.offsets[be].second;
-            doc["score"] = best;
+            doc["start"] = span.start_byte;
+            doc["end"] = span.end_byte;
+            doc["score"] = span.score;
             if (!o.json) std::printf("answer: %s\n", answer.c_str());
             break;
         }

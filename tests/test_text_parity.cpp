@@ -6,6 +6,7 @@
 
 #include "d2v/text/generation.h"
 #include "d2v/text/pipeline.h"
+#include "d2v/text/postprocess.h"
 #include "test_util.h"
 
 using namespace d2v::text;
@@ -91,6 +92,64 @@ TEST(TextFixtures, AllVariantsPresent) {
                           "causal_lm", "seqcls_single", "seqcls_multi", "seqcls_regression", "multiple_choice",
                           "token_classification", "question_answering"})
         EXPECT_NE(std::find(names.begin(), names.end(), v), names.end()) << "missing fixture " << v;
+}
+
+// ---- what users read: QA answer strings and NER word labels ----
+
+// Our tokenizer must give the fixture's ids for the fixture's texts, so offsets line up.
+void expect_same_ids(const Encoding& e, const std::vector<int64_t>& fixture_row) {
+    std::vector<int64_t> unpadded;
+    for (size_t t = 0; t < e.input_ids.size(); ++t) unpadded.push_back(fixture_row[t]);
+    ASSERT_EQ(e.input_ids, unpadded);
+}
+
+TEST(QuestionAnswering, AnswerStringsEqualThoseFromTheReferenceLogits) {
+    const std::string dir = text_fixtures() + "/question_answering";
+    TextPipeline pipe(dir + "/model.gguf");
+    const Json texts = Json::parse(read_text(text_fixtures() + "/inputs/squad/texts.json"));
+    const TextBatch batch = load_input_set("squad");
+    const auto out = pipe.run(batch);
+    const auto ref_start = d2v::read_npy(dir + "/squad/start_logits.npy"), ref_end = d2v::read_npy(dir + "/squad/end_logits.npy");
+    const int64_t T = ref_start.shape[1];
+    EncodeOptions enc;
+    enc.max_length = 64;
+    enc.truncation = "only_second";
+    for (size_t b = 0; b < texts["pairs"].size(); ++b) {
+        const std::string question = texts["pairs"][b][0], context = texts["pairs"][b][1];
+        const Encoding e = pipe.tokenizer().encode_pair(question, context, enc);
+        expect_same_ids(e, batch.input_ids[b]);
+        const size_t at = b * size_t(T);
+        const AnswerSpan ours = best_answer_span(out.at("start_logits").data.data() + at, out.at("end_logits").data.data() + at, e, context, 30);
+        const AnswerSpan ref = best_answer_span(ref_start.data.data() + at, ref_end.data.data() + at, e, context, 30);
+        EXPECT_EQ(ours.text, ref.text) << "pair " << b;
+        EXPECT_EQ(context.substr(size_t(ours.start_byte), ours.text.size()), ours.text);
+        std::printf("  squad pair %zu: answer '%s'\n", b, ours.text.c_str());
+    }
+}
+
+TEST(TokenClassification, WordLabelsEqualThoseFromTheReferenceLogits) {
+    const std::string dir = text_fixtures() + "/token_classification";
+    TextPipeline pipe(dir + "/model.gguf");
+    const Json texts = Json::parse(read_text(text_fixtures() + "/inputs/conll/texts.json"));
+    const TextBatch batch = load_input_set("conll");
+    const auto out = pipe.run(batch);
+    const auto ref = d2v::read_npy(dir + "/conll/logits.npy");
+    const int64_t T = ref.shape[1], C = ref.shape[2];
+    EncodeOptions enc;
+    enc.max_length = 64;
+    for (size_t b = 0; b < texts["texts"].size(); ++b) {
+        const std::string text = texts["texts"][b];
+        const Encoding e = pipe.tokenizer().encode(text, enc);
+        expect_same_ids(e, batch.input_ids[b]);
+        const size_t at = b * size_t(T * C);
+        const auto ours = word_labels(out.at("logits").data.data() + at, C, e, text);
+        const auto theirs = word_labels(ref.data.data() + at, C, e, text);
+        ASSERT_EQ(ours.size(), texts["words"][b].size()) << "words of sentence " << b;
+        for (size_t w = 0; w < ours.size(); ++w) {
+            EXPECT_EQ(ours[w].word, texts["words"][b][w].get<std::string>());
+            EXPECT_EQ(ours[w].label, theirs[w].label) << "word " << ours[w].word;
+        }
+    }
 }
 
 // ---- causal LM: generation with the cache, and causality ----
