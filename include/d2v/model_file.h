@@ -76,6 +76,29 @@ T config_value(const Json& config, const std::string& key, const T& fallback) {
     }
 }
 
+// id2label as a vector indexed by class id (any modality's config).
+inline std::vector<std::string> read_labels(const Json& j) {
+    // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
+    std::vector<std::string> labels;
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty()) {
+        labels.resize(it->size());
+        for (auto& [key, value] : it->items()) {
+            size_t id = 0;
+            try {
+                id = std::stoul(key);
+            } catch (const std::exception&) {
+                throw Error("config id2label has a non-numeric key '" + key + "'");
+            }
+            if (id >= labels.size()) throw Error("config id2label ids are not 0..n-1");
+            labels[id] = value.get<std::string>();
+        }
+    } else {
+        int64_t n = config_value<int64_t>(j, "num_labels", 2);
+        for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
+    }
+    return labels;
+}
+
 inline ModelFile::ModelFile(const std::string& path) : gguf_(std::make_unique<GgufFile>(path)) {
     if (!gguf_->has("d2v.config_json") || !gguf_->has("general.architecture"))
         throw Error(path + ": GGUF file was not written by weights_tools/convert.py (no d2v.config_json); "

@@ -34,28 +34,6 @@ struct AudioConfig {
     int64_t num_labels() const { return int64_t(labels.size()); }
 };
 
-inline std::vector<std::string> read_labels(const Json& j) {
-    // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
-    std::vector<std::string> labels;
-    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty()) {
-        labels.resize(it->size());
-        for (auto& [key, value] : it->items()) {
-            size_t id = 0;
-            try {
-                id = std::stoul(key);
-            } catch (const std::exception&) {
-                throw Error("config id2label has a non-numeric key '" + key + "'");
-            }
-            if (id >= labels.size()) throw Error("config id2label ids are not 0..n-1");
-            labels[id] = value.get<std::string>();
-        }
-    } else {
-        int64_t n = config_value<int64_t>(j, "num_labels", 2);
-        for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
-    }
-    return labels;
-}
-
 inline AudioConfig parse_audio_config(const Json& j) {
     AudioConfig c;
     auto get_int = [&](const char* k, int64_t& v) { v = config_value<int64_t>(j, k, v); };

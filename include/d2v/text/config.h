@@ -1,7 +1,7 @@
 // Data2VecTextConfig: every field that changes inference (defaults = Transformers'). Training-only
 // fields (dropouts, initializer_range) and chunk_size_feed_forward (same result, less memory) are not read.
 #pragma once
-#include "d2v/audio/config.h"  // read_labels
+#include "d2v/model_file.h"
 #include "d2v/core/attention.h"
 
 namespace d2v::text {
@@ -43,7 +43,7 @@ inline TextConfig parse_text_config(const Json& j) {
     c.is_decoder = config_value<bool>(j, "is_decoder", false);
     if (config_value<bool>(j, "add_cross_attention", false))
         throw Error("config: add_cross_attention=true (an encoder-decoder setup) is not supported");
-    c.labels = audio::read_labels(j);
+    c.labels = read_labels(j);
     c.problem_type = config_value<std::string>(j, "problem_type", "");
     if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");

@@ -1,7 +1,7 @@
 // Data2VecVisionConfig: every field that changes inference (defaults = Transformers'). Training-only
 // fields (dropouts, drop_path_rate, initializer_range) do not change an inference pass.
 #pragma once
-#include "d2v/audio/config.h"  // read_labels
+#include "d2v/model_file.h"
 #include "d2v/kernels/ops.h"
 
 namespace d2v::vision {
@@ -62,7 +62,7 @@ inline VisionConfig parse_vision_config(const Json& j) {
     get_int("auxiliary_channels", c.auxiliary_channels);
     get_int("auxiliary_num_convs", c.auxiliary_num_convs);
     get_int("semantic_loss_ignore_index", c.semantic_loss_ignore_index);
-    c.labels = audio::read_labels(j);
+    c.labels = read_labels(j);
     c.problem_type = config_value<std::string>(j, "problem_type", "");
     if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
