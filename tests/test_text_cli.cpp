@@ -86,3 +86,31 @@ TEST(TextCli, SamplingIsReproducibleWithASeed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TextCli, DumpWritesInputsAndOutputs) {
+    const std::string dir = temp_path("text_dump");
+    const CliResult r = run_text("-m " + model("model_absolute") + " --output-hidden-states --output-attentions --dump " + dir + " -p \"Hello world\"");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* f : {"input_ids", "attention_mask", "token_type_ids", "last_hidden_state", "pooler_output", "hidden_states.0", "attentions.1"})
+        EXPECT_TRUE(fs::exists(dir + "/" + f + ".npy")) << f;
+}
+
+TEST(TextCli, CheckpointWithoutPoolerOmitsPoolerOutputWithAWarning) {
+    const CliResult r = run_text("-m " + model("model_no_pooler") + " --json -p \"Hello world\"");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("warning: checkpoint has no pooler weights; pooler_output is omitted"), std::string::npos) << r.output;
+}
+
+TEST(TextCli, MultipleChoiceWithoutPoolerWeightsRefusesToLoad) {
+    // The same file with its pooler tensors renamed (same length, so the file stays valid).
+    std::ifstream f(model("multiple_choice"), std::ios::binary);
+    std::string bytes(std::istreambuf_iterator<char>(f), {});
+    for (size_t at; (at = bytes.find("data2vec_text.pooler.")) != std::string::npos;) bytes.replace(at, 21, "data2vec_text.poolXr.");
+    write_file(temp_path("mc_no_pooler.gguf"), bytes);
+    expect_error(run_text("-m " + temp_path("mc_no_pooler.gguf") + " -p ctx --choice a --choice b"),
+                 "Data2VecTextForMultipleChoice needs pooler weights");
+}
+
+}  // namespace
