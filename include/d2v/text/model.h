@@ -61,8 +61,16 @@ public:
         if (options.hidden_states) out.hidden_states.assign(layers_.size() + 1, std::vector<Matrix>(B));
         if (options.attentions) out.attentions.assign(layers_.size(), std::vector<Matrix>(B));
         Matrix first_tokens(int64_t(B), config_.hidden_size);
+        if (B == 0) throw Error("empty text batch");
+        if ((!batch.attention_mask.empty() && batch.attention_mask.size() != B) ||
+            (!batch.token_type_ids.empty() && batch.token_type_ids.size() != B))
+            throw Error("attention_mask / token_type_ids must have one row per input_ids row");
         for (size_t b = 0; b < B; ++b) {
             const auto& ids = batch.input_ids[b];
+            if (ids.empty()) throw Error("text batch row " + std::to_string(b) + " has no tokens");
+            if ((!batch.attention_mask.empty() && batch.attention_mask[b].size() != ids.size()) ||
+                (!batch.token_type_ids.empty() && batch.token_type_ids[b].size() != ids.size()))
+                throw Error("attention_mask / token_type_ids rows must be as long as their input_ids row");
             const std::vector<int64_t> no_types;
             Matrix x = embeddings_.forward(ids, batch.token_type_ids.empty() ? no_types : batch.token_type_ids[b],
                                            embeddings_.position_ids(ids));
