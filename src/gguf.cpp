@@ -41,6 +41,7 @@ public:
         return s;
     }
     size_t pos() const { return pos_; }
+    size_t remaining() const { return size_ - pos_; }
     [[noreturn]] void fail(const std::string& msg) const {
         throw Error(path_ + ": corrupt or truncated GGUF file: " + msg);
     }
@@ -77,7 +78,7 @@ GgufValue read_value(Cursor& c, uint32_t type, uint64_t depth) {
             if (depth >= kMaxNesting) c.fail("arrays nested too deeply");
             uint32_t item_type = c.read<uint32_t>("array item type");
             uint64_t n = c.read<uint64_t>("array length");
-            if (n > kMaxCount) c.fail("array length " + std::to_string(n) + " is implausible");
+            if (n > kMaxCount || n > c.remaining()) c.fail("array length " + std::to_string(n) + " is implausible");
             auto array = std::make_shared<GgufArray>();
             array->items.reserve(n);
             for (uint64_t i = 0; i < n; ++i) array->items.push_back(read_value(c, item_type, depth + 1));
@@ -128,7 +129,7 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
         uint64_t alignment = 32;
         if (auto it = metadata_.find("general.alignment"); it != metadata_.end()) {
             const uint64_t* a = std::get_if<uint64_t>(&it->second);
-            if (!a || *a == 0 || (*a & (*a - 1)) != 0 || *a > 4096) c.fail("general.alignment must be a power of two");
+            if (!a || *a < 8 || (*a & (*a - 1)) != 0 || *a > 4096) c.fail("general.alignment must be a power of two >= 8");
             alignment = *a;
         }
 

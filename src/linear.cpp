@@ -38,16 +38,20 @@ struct Linear::Impl {
     bool has_bias = false;
     int64_t in = 0, out = 0;
     mutable std::mutex mutex;
-    mutable std::map<int64_t, dnnl::matmul> by_rows;  // primitive per row count (oneDNN also caches)
+    // Primitive per row count (oneDNN also caches). Each call brings its own scratchpad, so one
+    // primitive may run from several threads at once (run() is documented thread-safe).
+    mutable std::map<int64_t, std::pair<dnnl::matmul, memory::desc>> by_rows;
 
     dnnl::matmul::primitive_desc make_pd(int64_t rows, const memory::desc& weights_md) const {
         memory::desc src({rows, in}, dt::f32, tag::ab);
         memory::desc dst({rows, out}, dt::f32, tag::ab);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         if (has_bias) {
             memory::desc b({1, out}, dt::f32, tag::ab);
-            return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, b, dst), cpu_engine());
+            return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, b, dst), attr, cpu_engine());
         }
-        return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), cpu_engine());
+        return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, cpu_engine());
     }
 };
 
@@ -77,15 +81,22 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     if (rows == 0) return;
     auto& p = *impl_;
     dnnl::matmul prim;
+    memory::desc scratchpad_md;
     {
         std::lock_guard<std::mutex> lock(p.mutex);
         auto it = p.by_rows.find(rows);
-        if (it == p.by_rows.end()) it = p.by_rows.emplace(rows, dnnl::matmul(p.make_pd(rows, p.packed_weights_md))).first;
-        prim = it->second;
+        if (it == p.by_rows.end()) {
+            auto pd = p.make_pd(rows, p.packed_weights_md);
+            it = p.by_rows.emplace(rows, std::make_pair(dnnl::matmul(pd), pd.scratchpad_desc())).first;
+        }
+        prim = it->second.first;
+        scratchpad_md = it->second.second;
     }
     memory src({{rows, p.in}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(x));
     memory dst({{rows, p.out}, dt::f32, tag::ab}, cpu_engine(), y);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.packed_weights}, {DNNL_ARG_DST, dst}};
+    memory scratchpad(scratchpad_md, cpu_engine());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.packed_weights}, {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_SCRATCHPAD, scratchpad}};
     if (p.has_bias) args.emplace(DNNL_ARG_BIAS, p.bias);
     dnnl::stream stream(cpu_engine());
     prim.execute(stream, args);

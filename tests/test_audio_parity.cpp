@@ -6,6 +6,7 @@
 // matrix products, worth ~1e-6 on these O(1) activations). Losses are sums over frames and
 // classes, so their bound scales with the value: 1e-4 * max(1, |loss|).
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "d2v/audio/audio_io.h"
 #include "d2v/audio/pipeline.h"
@@ -171,6 +172,25 @@ TEST(Resampler, SineAccuracy8kTo16k) {
     RecordProperty("max_abs_error", std::to_string(worst));
     std::printf("resampler 8k->16k sine max abs error: %.3g\n", worst);
     EXPECT_LT(worst, 1e-5);  // measured 2.4e-7
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Pipeline, RunFromSeveralThreadsAtOnceGivesTheSameOutputs) {
+    // The documented promise: a pipeline is immutable; run() may be called concurrently.
+    const AudioPipeline pipe(audio_fixtures() + "/ctc/model.gguf");
+    const AudioBatch batch = load_input_set("fsdd_batch");
+    const d2v::NdArray reference = pipe.run(batch).at("logits");
+    std::vector<d2v::NdArray> results(4);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < results.size(); ++i)
+        threads.emplace_back([&, i] {
+            for (int repeat = 0; repeat < 3; ++repeat) results[i] = pipe.run(batch).at("logits");
+        });
+    for (auto& t : threads) t.join();
+    for (const auto& r : results) EXPECT_TRUE(AllClose(r, reference, 0.0));
 }
 
 }  // namespace

@@ -69,6 +69,7 @@ inline double ctc_negative_log_likelihood(const Matrix& log_probs, int64_t T, co
 // AMSoftmaxLoss of the x-vector head: additive margin on the target class' cosine, then CE.
 inline float am_softmax_loss(const Matrix& embeddings, const Matrix& weight /*[D, C]*/, const std::vector<int64_t>& labels,
                              float scale = 30.0f, float margin = 0.4f) {
+    if (int64_t(labels.size()) != embeddings.rows()) throw Error("x-vector labels: one per item is needed");
     Matrix w = weight;
     for (int64_t c = 0; c < w.cols(); ++c) w.col(c) /= std::max(w.col(c).norm(), 1e-12f);
     Matrix h = embeddings;

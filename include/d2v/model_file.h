@@ -76,6 +76,10 @@ T config_value(const Json& config, const std::string& key, const T& fallback) {
     }
 }
 
+// Upper bound for any count a config gives (layers, labels, ...): refuses absurd values before
+// anything is allocated or looped over.
+constexpr int64_t kMaxConfigCount = int64_t(1) << 20;
+
 // id2label as a vector indexed by class id (any modality's config).
 inline std::vector<std::string> read_labels(const Json& j) {
     // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
@@ -90,10 +94,12 @@ inline std::vector<std::string> read_labels(const Json& j) {
                 throw Error("config id2label has a non-numeric key '" + key + "'");
             }
             if (id >= labels.size()) throw Error("config id2label ids are not 0..n-1");
+            if (!value.is_string()) throw Error("config id2label['" + key + "'] is not a string");
             labels[id] = value.get<std::string>();
         }
     } else {
         int64_t n = config_value<int64_t>(j, "num_labels", 2);
+        if (n < 1 || n > kMaxConfigCount) throw Error("config: num_labels " + std::to_string(n) + " is out of range");
         for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
     }
     return labels;

@@ -85,6 +85,19 @@ inline AudioConfig parse_audio_config(const Json& j) {
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
     if (c.num_conv_pos_embedding_groups <= 0 || c.hidden_size % c.num_conv_pos_embedding_groups != 0)
         throw Error("config: hidden_size must be divisible by num_conv_pos_embedding_groups");
+    if (c.num_hidden_layers < 0 || c.num_hidden_layers > kMaxConfigCount || c.intermediate_size <= 0 ||
+        c.num_conv_pos_embeddings < 0 || c.num_conv_pos_embeddings > kMaxConfigCount)
+        throw Error("config: num_hidden_layers / intermediate_size / num_conv_pos_embeddings out of range");
+    if (c.add_adapter && (c.adapter_stride < 1 || c.adapter_kernel_size < 1 || c.num_adapter_layers < 0 ||
+                          c.num_adapter_layers > kMaxConfigCount || c.output_hidden_size < 1))
+        throw Error("config: adapter_stride / adapter_kernel_size / num_adapter_layers / output_hidden_size out of range");
+    if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
+        throw Error("config: pad_token_id (the CTC blank) must be a vocabulary id");
+    for (size_t i = 0; i < c.conv_stride.size(); ++i)
+        if (c.conv_stride[i] > (int64_t(1) << 16) || c.conv_kernel[i] > (int64_t(1) << 16)) throw Error("config: conv sizes out of range");
+    for (size_t i = 0; i < c.tdnn_kernel.size(); ++i)
+        if (c.tdnn_kernel[i] > (int64_t(1) << 16) || c.tdnn_dilation[i] > (int64_t(1) << 16) || c.tdnn_dim[i] > (int64_t(1) << 24))
+            throw Error("config: tdnn sizes out of range");
     if (c.ctc_loss_reduction != "sum" && c.ctc_loss_reduction != "mean" && c.ctc_loss_reduction != "none")
         throw Error("config: ctc_loss_reduction must be 'sum', 'mean' or 'none'");
     if (config_value<std::string>(j, "feat_extract_norm", "layer") != "layer")

@@ -53,6 +53,7 @@ public:
 
     AudioModelOutput forward(const AudioBatch& batch, const RunOptions& options) const {
         const int64_t B = batch.input_values.rows();
+        if (batch.lengths && int64_t(batch.lengths->size()) != B) throw Error("one length per audio item is needed");
         AudioModelOutput out;
         const size_t n_states = size_t(config_.num_hidden_layers + 1);
         if (options.hidden_states) out.hidden_states.assign(n_states, std::vector<Matrix>(size_t(B)));

@@ -40,6 +40,7 @@ struct Conv2d {
     // Stride 1; output size = input size when padding = dilation * (kernel - 1) / 2.
     FeatureMap operator()(const FeatureMap& x) const {
         const int64_t C = x.channels(), span = dilation * (kernel - 1);
+        if (C * kernel * kernel != linear.in_features()) throw Error("conv2d: input has " + std::to_string(C) + " channels, weights expect another count");
         FeatureMap y{x.height + 2 * padding - span, x.width + 2 * padding - span, {}};
         y.data.resize(y.height * y.width, linear.out_features());
         if (kernel == 1 && padding == 0) {
@@ -153,6 +154,7 @@ inline float resize_source_index(int64_t in, int64_t out, int64_t dst, bool cubi
 
 // F.interpolate(mode="bilinear", align_corners=False) of a channels-last map.
 inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t out_w) {
+    if (x.height < 1 || x.width < 1 || out_h < 1 || out_w < 1) throw Error("resize of an empty feature map");
     FeatureMap y{out_h, out_w, Matrix(out_h * out_w, x.channels())};
 #pragma omp parallel for schedule(static) if (out_h * out_w * x.channels() > (1 << 16))
     for (int64_t oy = 0; oy < out_h; ++oy) {
@@ -173,6 +175,7 @@ inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t ou
 // F.interpolate(mode="bicubic", align_corners=False): Keys cubic convolution with A = -0.75,
 // taps clamped at the borders.
 inline FeatureMap resize_bicubic(const FeatureMap& x, int64_t out_h, int64_t out_w) {
+    if (x.height < 1 || x.width < 1 || out_h < 1 || out_w < 1) throw Error("resize of an empty feature map");
     auto weights = [](float t, float w[4]) {
         const float A = -0.75f;
         auto near = [&](float d) { return ((A + 2) * d - (A + 3)) * d * d + 1; };

@@ -48,6 +48,9 @@ inline TextConfig parse_text_config(const Json& j) {
     if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
     if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) throw Error("config: pad_token_id outside the vocabulary");
+    if (c.num_hidden_layers < 0 || c.num_hidden_layers > kMaxConfigCount || c.intermediate_size <= 0 ||
+        c.max_position_embeddings <= c.pad_token_id + 1 || c.max_position_embeddings > kMaxConfigCount || c.type_vocab_size < 1)
+        throw Error("config: num_hidden_layers / intermediate_size / max_position_embeddings / type_vocab_size out of range");
     return c;
 }
 

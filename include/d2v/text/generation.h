@@ -32,7 +32,7 @@ inline int64_t pick_next_token(RowVector logits, const GenerationOptions& o, std
         logits.maxCoeff(&best);
         return int64_t(best);
     }
-    if (o.temperature <= 0) throw Error("temperature must be positive");
+    if (!(o.temperature > 0)) throw Error("temperature must be positive");
     logits /= o.temperature;
     std::vector<int64_t> order(static_cast<size_t>(V));
     for (int64_t i = 0; i < V; ++i) order[size_t(i)] = i;

@@ -33,6 +33,7 @@ struct TextModelOutput {
 struct DecoderState {
     std::vector<KeyValueCache> layers;
     int64_t tokens_seen = 0;  // non-pad tokens so far (for position ids)
+    int64_t positions_fed = 0;  // all tokens so far
 };
 
 class TextModel {
@@ -105,10 +106,9 @@ public:
     Matrix forward_incremental(const std::vector<int64_t>& new_ids, DecoderState& state, bool index_positions = false) const {
         if (state.layers.empty()) state.layers.resize(layers_.size());
         std::vector<int64_t> positions = embeddings_.position_ids(new_ids, state.tokens_seen);
-        if (index_positions) {
-            const int64_t past = state.layers[0].length();
-            for (size_t i = 0; i < positions.size(); ++i) positions[i] = past + int64_t(i);
-        }
+        if (index_positions)
+            for (size_t i = 0; i < positions.size(); ++i) positions[i] = state.positions_fed + int64_t(i);
+        state.positions_fed += int64_t(new_ids.size());
         Matrix x = embeddings_.forward(new_ids, {}, positions);
         for (int64_t id : new_ids) state.tokens_seen += id != config_.pad_token_id ? 1 : 0;
         AttentionBias bias;

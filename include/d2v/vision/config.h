@@ -2,6 +2,8 @@
 // fields (dropouts, drop_path_rate, initializer_range) do not change an inference pass.
 #pragma once
 #include "d2v/model_file.h"
+#include <algorithm>
+
 #include "d2v/kernels/ops.h"
 
 namespace d2v::vision {
@@ -69,6 +71,18 @@ inline VisionConfig parse_vision_config(const Json& j) {
     if (c.patch_size <= 0 || c.image_height < c.patch_size || c.image_width < c.patch_size)
         throw Error("config: image_size must be at least patch_size");
     if (c.num_channels != 3) throw Error("config: num_channels must be 3 (RGB)");
+    if (c.num_hidden_layers < 0 || c.num_hidden_layers > kMaxConfigCount || c.intermediate_size <= 0 ||
+        c.image_height > (int64_t(1) << 16) || c.image_width > (int64_t(1) << 16))
+        throw Error("config: num_hidden_layers / intermediate_size / image_size out of range");
+    for (int64_t s : c.pool_scales)
+        if (s < 1 || s > 1024) throw Error("config: pool_scales must be between 1 and 1024");
+    // Transformers collects the features in layer order, whatever order out_indices lists them in.
+    std::sort(c.out_indices.begin(), c.out_indices.end());
+    if (std::adjacent_find(c.out_indices.begin(), c.out_indices.end()) != c.out_indices.end())
+        throw Error("config: out_indices has duplicates");
+    if (c.auxiliary_num_convs < 0 || c.auxiliary_num_convs > kMaxConfigCount ||
+        (c.auxiliary_num_convs == 0 && c.auxiliary_channels != c.hidden_size))
+        throw Error("config: auxiliary_num_convs = 0 needs auxiliary_channels == hidden_size (as Transformers)");
     return c;
 }
 

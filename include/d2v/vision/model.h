@@ -64,9 +64,13 @@ public:
     const VisionConfig& config() const { return config_; }
 
     VisionModelOutput forward(const VisionBatch& batch, const VisionRunOptions& options) const {
-        const int64_t B = batch.size(), H = batch.height(), W = batch.width(), P = config_.patch_size;
-        if (batch.pixel_values.shape.size() != 4 || batch.pixel_values.shape[1] != config_.num_channels)
+        const auto& shape = batch.pixel_values.shape;
+        if (shape.size() != 4 || shape[1] != config_.num_channels || shape[0] < 1 ||
+            batch.pixel_values.data.size() != size_t(shape[0] * shape[1] * shape[2] * shape[3]))
             throw Error("pixel_values must be [batch, 3, height, width]");
+        if (!batch.bool_masked_pos.empty() && int64_t(batch.bool_masked_pos.size()) != shape[0])
+            throw Error("bool_masked_pos must have one row per image");
+        const int64_t B = batch.size(), H = batch.height(), W = batch.width(), P = config_.patch_size;
         VisionModelOutput out;
         out.grid_height = H / P;
         out.grid_width = W / P;

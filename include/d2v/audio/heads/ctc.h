@@ -20,7 +20,8 @@ public:
 
 private:
     float loss(const AudioBatch& batch, const std::vector<Matrix>& logits, const NdArray& labels) const {
-        if (labels.shape.size() != 2 || labels.shape[0] != int64_t(logits.size()))
+        if (labels.shape.size() != 2 || labels.shape[0] != int64_t(logits.size()) ||
+            labels.data.size() != size_t(labels.shape[0] * labels.shape[1]))
             throw Error("CTC labels must be [batch, max_target_length]");
         const int64_t frames = logits[0].rows();
         // Transformers counts lengths through the adapter here, from the un-clamped formula.

@@ -78,6 +78,11 @@ public:
     void apply(const VisionModelOutput& base, const NdArray* labels, NamedOutputs& out, std::vector<FeatureMap>* logit_maps = nullptr,
                bool auxiliary_logits = false) const {
         const size_t B = base.last_hidden_state.size();
+        if (base.grid_height < 2 || base.grid_width < 2)
+            throw Error("segmentation needs an image of at least 2x2 patches (the coarsest FPN level halves the grid)");
+        if (labels && (labels->shape.size() != 3 || labels->shape[0] != int64_t(B) ||
+                       labels->data.size() != size_t(labels->shape[0] * labels->shape[1] * labels->shape[2])))
+            throw Error("segmentation labels must be [batch, height, width]");
         NdArray logits, aux_logits;
         CrossEntropySum main, auxiliary;  // over all labelled pixels of the batch, as Transformers averages
         for (size_t b = 0; b < B; ++b) {
