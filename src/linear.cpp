@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -27,6 +28,24 @@ dnnl::engine& cpu_engine() {
     static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     return engine;
 }
+// Per-thread scratchpad, grown as needed and reused: concurrent callers never share one, and no
+// call pays for an allocation once the largest size has been seen.
+void* thread_scratchpad(size_t bytes) {
+    struct Buffer {
+        void* data = nullptr;
+        size_t size = 0;
+        ~Buffer() { std::free(data); }
+    };
+    thread_local Buffer buffer;
+    if (bytes > buffer.size) {
+        std::free(buffer.data);
+        buffer.size = (bytes + 4095) / 4096 * 4096;
+        buffer.data = std::aligned_alloc(64, buffer.size);
+        if (!buffer.data) throw std::bad_alloc();
+    }
+    return buffer.data;
+}
+
 // Rows used to let oneDNN pick the packed weight layout at load; the same layout serves every M.
 constexpr int64_t kReferenceRows = 256;
 }  // namespace
@@ -94,7 +113,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     }
     memory src({{rows, p.in}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(x));
     memory dst({{rows, p.out}, dt::f32, tag::ab}, cpu_engine(), y);
-    memory scratchpad(scratchpad_md, cpu_engine());
+    memory scratchpad(scratchpad_md, cpu_engine(), thread_scratchpad(scratchpad_md.get_size()));
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.packed_weights}, {DNNL_ARG_DST, dst},
                                          {DNNL_ARG_SCRATCHPAD, scratchpad}};
     if (p.has_bias) args.emplace(DNNL_ARG_BIAS, p.bias);
