@@ -22,14 +22,7 @@ constexpr double kFeatureTolerance = 1e-5;
 
 std::string audio_fixtures() { return fixtures_dir() + "/audio"; }
 
-std::vector<std::string> variants() {
-    std::vector<std::string> names;
-    if (!fs::exists(audio_fixtures())) return names;
-    for (const auto& e : fs::directory_iterator(audio_fixtures()))
-        if (fs::exists(e.path() / "meta.json")) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
+std::vector<std::string> variants() { return fixture_variants(audio_fixtures()); }
 
 AudioBatch load_input_set(const std::string& set) {
     const std::string dir = audio_fixtures() + "/inputs/" + set;

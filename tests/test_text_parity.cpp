@@ -18,14 +18,7 @@ constexpr double kTolerance = 1e-4;
 
 std::string text_fixtures() { return fixtures_dir() + "/text"; }
 
-std::vector<std::string> variants() {
-    std::vector<std::string> names;
-    if (!fs::exists(text_fixtures())) return names;
-    for (const auto& e : fs::directory_iterator(text_fixtures()))
-        if (fs::exists(e.path() / "meta.json") && fs::exists(e.path() / "model.gguf")) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
+std::vector<std::string> variants() { return fixture_variants(text_fixtures()); }
 
 std::vector<std::vector<int64_t>> rows_of(const d2v::NdArray& a) {
     const int64_t T = a.shape.back();

@@ -2,6 +2,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,16 @@ namespace fs = std::filesystem;
 
 inline std::string fixtures_dir() { return D2V_FIXTURES; }
 inline std::string shared_data(const std::string& rel) { return std::string(D2V_SHARED_DATA) + "/" + rel; }
+
+// Fixture variant directories under `dir` (each holds meta.json and model.gguf), sorted.
+inline std::vector<std::string> fixture_variants(const std::string& dir) {
+    std::vector<std::string> names;
+    if (!fs::exists(dir)) return names;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (fs::exists(e.path() / "meta.json") && fs::exists(e.path() / "model.gguf")) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
 
 inline std::string read_text(const std::string& path) {
     std::ifstream f(path);

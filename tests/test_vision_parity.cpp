@@ -18,14 +18,7 @@ constexpr double kTolerance = 1e-4;
 
 std::string model_fixtures() { return fixtures_dir() + "/vision/models"; }
 
-std::vector<std::string> variants() {
-    std::vector<std::string> names;
-    if (!fs::exists(model_fixtures())) return names;
-    for (const auto& e : fs::directory_iterator(model_fixtures()))
-        if (fs::exists(e.path() / "meta.json") && fs::exists(e.path() / "model.gguf")) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
+std::vector<std::string> variants() { return fixture_variants(model_fixtures()); }
 
 VisionBatch load_input_set(const std::string& set, const Json& call_kwargs) {
     const std::string dir = model_fixtures() + "/inputs/" + set;

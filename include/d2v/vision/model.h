@@ -74,11 +74,15 @@ public:
         VisionModelOutput out;
         out.grid_height = H / P;
         out.grid_width = W / P;
-        // Biases depend only on the patch grid: compute once per forward, shared by the batch.
+        // Biases depend only on the patch grid: computed once per forward (per-layer + shared
+        // tables summed), shared by the batch.
         std::vector<Matrix> biases;
         for (const auto& b : layer_bias_) biases.push_back(b.for_grid(out.grid_height, out.grid_width));
-        std::optional<Matrix> shared;
-        if (shared_bias_) shared = shared_bias_->for_grid(out.grid_height, out.grid_width);
+        if (shared_bias_) {
+            const Matrix shared = shared_bias_->for_grid(out.grid_height, out.grid_width);
+            if (biases.empty()) biases.assign(layers_.size(), shared);
+            else for (auto& b : biases) b += shared;
+        }
         if (options.hidden_states) out.hidden_states.assign(layers_.size() + 1, std::vector<Matrix>(size_t(B)));
         if (options.attentions) out.attentions.assign(layers_.size(), std::vector<Matrix>(size_t(B)));
         Matrix pooled(B, config_.hidden_size);
@@ -88,16 +92,8 @@ public:
             Matrix x = embeddings_.forward(pixels, H, W, masked);
             for (size_t l = 0; l < layers_.size(); ++l) {
                 if (options.hidden_states) out.hidden_states[l][size_t(b)] = x;
-                Matrix combined;
                 AttentionBias bias;
-                if (!biases.empty() && shared) {
-                    combined = biases[l] + *shared;
-                    bias.per_head = &combined;
-                } else if (!biases.empty()) {
-                    bias.per_head = &biases[l];
-                } else if (shared) {
-                    bias.per_head = &*shared;
-                }
+                if (!biases.empty()) bias.per_head = &biases[l];
                 layers_[l].forward(x, bias, options.attentions ? &out.attentions[l][size_t(b)] : nullptr);
             }
             if (options.hidden_states) out.hidden_states.back()[size_t(b)] = x;
