@@ -41,12 +41,9 @@ if convert.py does not exist yet the script waits for it (--wait-convert seconds
 
 import argparse
 import json
-import math
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -65,10 +62,29 @@ from transformers import (
     Wav2Vec2FeatureExtractor,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import fixture_common
+from fixture_common import (
+    CONVERT,
+    REPO,
+    add_common_args,
+    checkpoint_root,
+    collect_outputs,
+    init_torch_reference,
+    linear_layernorm,
+    log,
+    max_abs_by_field,
+    redraw_parameters,
+    rel,
+    save_fields,
+    save_json,
+    save_npy,
+    save_pretrained_fresh,
+    selected_names,
+    to_numpy,
+)
+
 DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "speech"))
 OUT = os.path.join(REPO, "tests", "fixtures", "audio")
-CONVERT = os.path.join(REPO, "weights_tools", "convert.py")
 
 FSDD_FILES = ["fsdd/0_george_0.wav", "fsdd/7_jackson_12.wav", "fsdd/3_theo_5.wav"]
 RESAMPLER_DOC = (
@@ -99,49 +115,7 @@ FIRST_LETTER_ID = VOCAB["E"]
 
 
 # --------------------------------------------------------------------------------------------
-# helpers
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def rel(path):
-    return os.path.relpath(path, REPO)
-
-
-def save_npy(path, arr):
-    arr = np.asarray(arr)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind in "iub":
-        arr = arr.astype(np.int64)
-    else:
-        raise TypeError(f"{path}: unexpected dtype {arr.dtype}")
-    arr = np.array(arr, order="C", copy=True)  # keeps 0-d arrays 0-d (a scalar loss has shape [])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path, arr)
-    log(f"  wrote {rel(path)}  {arr.dtype} {list(arr.shape)}")
-    return arr
-
-
-def strict_json(obj):
-    """Non-finite floats as strings ("inf"), so every JSON parser reads the file."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    return obj
-
-
-def save_json(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(strict_json(obj), f, indent=2, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    log(f"  wrote {rel(path)}")
+# helpers (the generic ones are in fixture_common.py)
 
 
 def make_feature_extractor():
@@ -293,26 +267,16 @@ def perturb_parameters(model, gen):
     std 0.02 (tiny activations).  We redraw: Linear weights ~ N(0, 1/in_features), every bias
     ~ 0.1*N(0,1), LayerNorm weight ~ 1 + 0.2*N(0,1), LayerNorm bias ~ 0.1*N(0,1).  Convolution
     weights keep Transformers' kaiming-normal init.  Done with a dedicated generator so the
-    result is deterministic.
+    result is deterministic (module by module, each module's parameters in registration order:
+    fixture_common.redraw_parameters).
     """
 
-    def randn(t):
-        return torch.randn(t.shape, generator=gen, dtype=t.dtype)
+    def rule(module, pname, p, randn):
+        if isinstance(module, torch.nn.Conv1d):
+            return 0.1 * randn(p) if pname == "bias" else None
+        return linear_layernorm(module, pname, p, randn)
 
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.copy_(randn(module.weight) / math.sqrt(module.in_features))
-                if module.bias is not None:
-                    module.bias.copy_(0.1 * randn(module.bias))
-            elif isinstance(module, torch.nn.Conv1d):
-                if module.bias is not None:
-                    module.bias.copy_(0.1 * randn(module.bias))
-            elif isinstance(module, torch.nn.LayerNorm):
-                if module.weight is not None:
-                    module.weight.copy_(1.0 + 0.2 * randn(module.weight))
-                if module.bias is not None:
-                    module.bias.copy_(0.1 * randn(module.bias))
+    redraw_parameters(model, gen, rule)
 
 
 def feat_lengths(model, attention_mask, add_adapter=None):
@@ -321,24 +285,7 @@ def feat_lengths(model, attention_mask, add_adapter=None):
     ).tolist()
 
 
-def to_numpy(t):
-    return t.detach().cpu().numpy()
-
-
-def collect_outputs(out, want_hidden, want_attn):
-    """Flattens a ModelOutput into {field_name: ndarray}."""
-    fields = {}
-    for key in ("loss", "logits", "embeddings", "last_hidden_state", "extract_features"):
-        v = getattr(out, key, None)
-        if v is not None:
-            fields[key] = to_numpy(v)
-    if want_hidden and getattr(out, "hidden_states", None) is not None:
-        for i, h in enumerate(out.hidden_states):
-            fields[f"hidden_states.{i}"] = to_numpy(h)
-    if want_attn and getattr(out, "attentions", None) is not None:
-        for i, a in enumerate(out.attentions):
-            fields[f"attentions.{i}"] = to_numpy(a)
-    return fields
+OUTPUT_FIELDS = ("loss", "logits", "embeddings", "last_hidden_state", "extract_features")
 
 
 def make_ctc_labels(gen, lengths):
@@ -660,9 +607,7 @@ def xvector():
 
 
 def save_checkpoint(model, spec, ckpt_dir):
-    if os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    model.save_pretrained(ckpt_dir)
+    save_pretrained_fresh(model, ckpt_dir)
     if spec.get("bin"):
         # Transformers 5 only writes safetensors; make a legacy pytorch_model.bin checkpoint.
         st = os.path.join(ckpt_dir, "model.safetensors")
@@ -724,15 +669,12 @@ def run_variant(name, inputs, ckpt_root, pending_convert):
             kwargs["labels"] = labels[input_set]
         with torch.no_grad():
             out = model(x, **kwargs)
-        fields = collect_outputs(out, want_hidden=batch_run, want_attn=batch_run)
+        fields = collect_outputs(out, OUTPUT_FIELDS, want_hidden=batch_run, want_attn=batch_run)
         if "loss" in fields:
             assert np.isfinite(fields["loss"]).all(), f"{name}/{input_set}: non-finite loss"
         sdir = os.path.join(vdir, input_set)
-        names = []
-        for field, arr in fields.items():
-            save_npy(os.path.join(sdir, f"{field}.npy"), arr)
-            names.append(field)
-        max_abs[input_set] = {k: float(np.abs(v).max()) for k, v in fields.items()}
+        names = save_fields(sdir, fields)
+        max_abs[input_set] = max_abs_by_field(fields)
         if input_set in labels:
             save_npy(os.path.join(sdir, "labels.npy"), to_numpy(labels[input_set]))
             names.append("labels")
@@ -827,17 +769,7 @@ def convert_all(pending, wait_s):
             log(f"waiting for {rel(CONVERT)} to exist (up to {wait_s} s) ...")
             announced = True
         time.sleep(10)
-    failed = []
-    for name, ckpt_dir, out_file in pending:
-        cmd = [sys.executable, CONVERT, ckpt_dir, out_file]
-        log(f"convert {name}: {' '.join(cmd)}")
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if r.returncode != 0 or not os.path.exists(out_file):
-            log(f"  FAILED (rc={r.returncode})\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
-            failed.append(name)
-        else:
-            log(f"  wrote {rel(out_file)}  {os.path.getsize(out_file)} bytes")
-    return failed
+    return fixture_common.convert_all(pending)
 
 
 def write_other_modalities(ckpt_root):
@@ -865,36 +797,20 @@ def write_other_modalities(ckpt_root):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", nargs="+", metavar="NAME",
-                    help="'inputs' and/or variant names (default: everything): " + ", ".join(VARIANTS))
-    ap.add_argument("--keep-checkpoints", metavar="DIR",
-                    help="write the Hugging Face checkpoint directories here instead of a temp dir")
+    add_common_args(ap, VARIANTS)
     ap.add_argument("--wait-convert", type=int, default=1800,
                     help="seconds to wait for weights_tools/convert.py to appear (default 1800)")
     ap.add_argument("--no-gguf", action="store_true", help="skip the convert.py step")
     args = ap.parse_args()
 
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-
-    names = args.only or (["inputs"] + list(VARIANTS))
-    unknown = [n for n in names if n != "inputs" and n not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown names: {unknown}")
+    init_torch_reference()
+    names = selected_names(ap, args, VARIANTS)
 
     inputs = build_inputs()
     if "inputs" in names:
         write_inputs(inputs)
 
-    tmp = None
-    if args.keep_checkpoints:
-        ckpt_root = os.path.abspath(args.keep_checkpoints)
-        os.makedirs(ckpt_root, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="d2v-fixture-ckpts-")
-        ckpt_root = tmp.name
+    ckpt_root, tmp = checkpoint_root(args.keep_checkpoints, "d2v-fixture-ckpts-")
     try:
         pending = []
         for n in names:

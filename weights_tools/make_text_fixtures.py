@@ -102,11 +102,29 @@ import numpy as np
 import torch
 import transformers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import (
+    REPO,
+    add_common_args,
+    checkpoint_root,
+    collect_outputs,
+    convert_all,
+    init_torch_reference,
+    linear_layernorm,
+    log,
+    max_abs_by_field,
+    redraw_parameters,
+    rel,
+    save_fields,
+    save_json,
+    save_npy,
+    save_pretrained_fresh,
+    selected_names,
+    to_numpy,
+)
+
 DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "text"))
 OUT = os.path.join(REPO, "tests", "fixtures", "text")
 TOKENIZER_DIR = os.path.join(OUT, "tokenizer")
-CONVERT = os.path.join(REPO, "weights_tools", "convert.py")
 DEFAULT_TF4 = os.path.expanduser("~/.cache/d2v-tf4-pkgs")
 
 PAD_ID = 1
@@ -132,53 +150,7 @@ TOKENIZER_LOAD = "RobertaTokenizerFast.from_pretrained('tests/fixtures/text/toke
 
 
 # --------------------------------------------------------------------------------------------
-# helpers
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def rel(path):
-    return os.path.relpath(path, REPO)
-
-
-def save_npy(path, arr, quiet=False):
-    arr = np.asarray(arr)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind in "iub":
-        arr = arr.astype(np.int64)
-    else:
-        raise TypeError(f"{path}: unexpected dtype {arr.dtype}")
-    arr = np.array(arr, order="C", copy=True)  # keeps 0-d arrays 0-d (a scalar loss has shape [])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path, arr)
-    if not quiet:
-        log(f"  wrote {rel(path)}  {arr.dtype} {list(arr.shape)}")
-    return arr
-
-
-def strict_json(obj):
-    """Non-finite floats as strings ("inf"), numpy scalars as Python numbers."""
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    return obj
-
-
-def save_json(path, obj, quiet=False):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(strict_json(obj), f, indent=2, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    if not quiet:
-        log(f"  wrote {rel(path)}")
+# helpers (the generic ones are in fixture_common.py)
 
 
 def load_json(path):
@@ -856,33 +828,15 @@ def perturb_parameters(model, gen):
     weight ~ 1 + 0.2*N(0,1), LayerNorm bias ~ 0.1*N(0,1), Embedding tables (word, position, token type,
     relative distance) ~ 0.5*N(0,1), including their padding_idx rows.  Tied parameters (the LM decoder
     weight/bias) are drawn once, as the module that comes first in model.modules() (the word embeddings).
+    Every parameter must be redrawn (lm_head.bias is the decoder bias object in Transformers).
     """
 
-    def randn(t):
-        return torch.randn(t.shape, generator=gen, dtype=t.dtype)
+    def rule(module, pname, p, randn):
+        if isinstance(module, torch.nn.Embedding):
+            return 0.5 * randn(p) if pname == "weight" else None
+        return linear_layernorm(module, pname, p, randn)
 
-    seen = set()
-
-    def put(param, value):
-        if id(param) not in seen:
-            seen.add(id(param))
-            param.copy_(value)
-
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                put(module.weight, randn(module.weight) / math.sqrt(module.in_features))
-                if module.bias is not None:
-                    put(module.bias, 0.1 * randn(module.bias))
-            elif isinstance(module, torch.nn.LayerNorm):
-                put(module.weight, 1.0 + 0.2 * randn(module.weight))
-                put(module.bias, 0.1 * randn(module.bias))
-            elif isinstance(module, torch.nn.Embedding):
-                put(module.weight, 0.5 * randn(module.weight))
-        for name, p in model.named_parameters(remove_duplicate=False):
-            if id(p) not in seen:
-                # lm_head.bias is the decoder bias object in Transformers; anything else is unexpected
-                raise AssertionError(f"parameter {name} was not redrawn")
+    redraw_parameters(model, gen, rule, require_all=True)
 
 
 def build_config(spec, vocab_size):
@@ -891,23 +845,7 @@ def build_config(spec, vocab_size):
     return cfg
 
 
-def to_numpy(t):
-    return t.detach().cpu().numpy()
-
-
-def collect_outputs(out, want_hidden, want_attn):
-    fields = {}
-    for key in ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "pooler_output"):
-        v = getattr(out, key, None)
-        if v is not None:
-            fields[key] = to_numpy(v)
-    if want_hidden:
-        for i, h in enumerate(out.hidden_states):
-            fields[f"hidden_states.{i}"] = to_numpy(h)
-    if want_attn:
-        for i, a in enumerate(out.attentions):
-            fields[f"attentions.{i}"] = to_numpy(a)
-    return fields
+OUTPUT_FIELDS = ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "pooler_output")
 
 
 def run_model(model, spec, arrays, labels, set_name):
@@ -921,7 +859,7 @@ def run_model(model, spec, arrays, labels, set_name):
         kwargs["output_attentions"] = True
     with torch.no_grad():
         out = model(**kwargs, return_dict=True)
-    fields = collect_outputs(out, want_hidden, want_attn)
+    fields = collect_outputs(out, OUTPUT_FIELDS, want_hidden, want_attn)
     info = {}
     if want_hidden:
         # what hidden_states.0 is: the embedding output (input of encoder layer 0)
@@ -952,9 +890,7 @@ def compute_variant(name, arrays, labels, vocab_size, ckpt_dir):
         tied = model.lm_head.decoder.weight.data_ptr() == model.data2vec_text.embeddings.word_embeddings.weight.data_ptr()
         assert tied, "LM decoder weight is not tied to the word embeddings"
 
-    if os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    model.save_pretrained(ckpt_dir)
+    save_pretrained_fresh(model, ckpt_dir)
     saved_config = load_json(os.path.join(ckpt_dir, "config.json"))
 
     results = {"fields": {}, "info": {}, "extras": {}, "extra_info": {}}
@@ -1031,9 +967,7 @@ def read_arrays(work, sets):
 def tf4_worker(job_path):
     assert transformers.__version__.startswith("4."), (
         f"the worker needs Transformers 4.x, got {transformers.__version__} from {transformers.__file__}")
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
+    init_torch_reference(disable_progress_bar=False)
     jobs = load_json(job_path)
     for job in jobs:
         name, work = job["variant"], job["work"]
@@ -1105,15 +1039,9 @@ def write_variant(name, res, inputs, labels, tok, crosscheck):
                 shutil.rmtree(p)
     meta_outputs, max_abs = {}, {}
     for s in spec["inputs"]:
-        names = []
-        for k, v in res["fields"][s].items():
-            save_npy(os.path.join(vdir, s, f"{k}.npy"), v)
-            names.append(k)
-        max_abs[s] = {k: float(np.abs(v).max()) for k, v in res["fields"][s].items()}
-        for k, v in labels.get(s, {}).items():
-            save_npy(os.path.join(vdir, s, f"{k}.npy"), v)
-            names.append(k)
-        meta_outputs[s] = names
+        meta_outputs[s] = save_fields(os.path.join(vdir, s), res["fields"][s]) + save_fields(
+            os.path.join(vdir, s), labels.get(s, {}))
+        max_abs[s] = max_abs_by_field(res["fields"][s])
     for k, v in res.get("extras", {}).items():
         save_npy(os.path.join(vdir, f"{k}.npy"), v)
         d, f = k.split("/")
@@ -1157,26 +1085,9 @@ def write_variant(name, res, inputs, labels, tok, crosscheck):
     save_json(os.path.join(vdir, "meta.json"), meta)
 
 
-def convert_all(pending):
-    failed = []
-    for name, ckpt_dir, out_file in pending:
-        cmd = [sys.executable, CONVERT, ckpt_dir, out_file]
-        log(f"convert {name}: {' '.join(cmd)}")
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if r.returncode != 0 or not os.path.exists(out_file):
-            log(f"  FAILED (rc={r.returncode})\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
-            failed.append(name)
-        else:
-            log(f"  wrote {rel(out_file)}  {os.path.getsize(out_file)} bytes")
-    return failed
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", nargs="+", metavar="NAME",
-                    help="'inputs' and/or variant names (default: everything): " + ", ".join(VARIANTS))
-    ap.add_argument("--keep-checkpoints", metavar="DIR",
-                    help="write the Hugging Face checkpoint directories here instead of a temp dir")
+    add_common_args(ap, VARIANTS)
     ap.add_argument("--wait-tokenizer", type=int, default=1800,
                     help="seconds to wait for tests/fixtures/text/tokenizer/tokenizer.json (default 1800)")
     ap.add_argument("--tf4-path", default=DEFAULT_TF4, help=f"Transformers 4.x packages (default {DEFAULT_TF4})")
@@ -1190,15 +1101,8 @@ def main():
         return
 
     assert transformers.__version__.startswith("5."), transformers.__version__
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-
-    names = args.only or (["inputs"] + list(VARIANTS))
-    unknown = [n for n in names if n != "inputs" and n not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown names: {unknown}")
+    init_torch_reference()
+    names = selected_names(ap, args, VARIANTS)
     variants = [n for n in names if n != "inputs"]
     if args.no_tf4:
         skipped = [n for n in variants if VARIANTS[n]().get("tf4")]
@@ -1213,13 +1117,7 @@ def main():
     arrays = {s: {k: v for k, v in inp["arrays"].items() if k in INPUT_ARRAYS} for s, inp in inputs.items()}
     arrays["generate"] = make_generate_prompt(tok)
 
-    tmp = None
-    if args.keep_checkpoints:
-        ckpt_root = os.path.abspath(args.keep_checkpoints)
-        os.makedirs(ckpt_root, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="d2v-text-fixture-ckpts-")
-        ckpt_root = tmp.name
+    ckpt_root, tmp = checkpoint_root(args.keep_checkpoints, "d2v-text-fixture-ckpts-")
     work_root = tempfile.mkdtemp(prefix="d2v-text-fixture-work-")
     try:
         results, labels_of, tf4_build, cross_jobs = {}, {}, [], []

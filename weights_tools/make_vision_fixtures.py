@@ -71,7 +71,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 
@@ -92,10 +91,29 @@ except ImportError:  # pragma: no cover - Transformers 4.x
     from transformers import BeitImageProcessor as ImageProcessor
 
 sys.dont_write_bytecode = True
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import (  # noqa: E402
+    CONVERT,
+    REPO,
+    add_common_args,
+    checkpoint_root,
+    collect_outputs,
+    convert_checkpoint,
+    init_torch_reference,
+    linear_layernorm,
+    log,
+    max_abs_by_field,
+    redraw_parameters,
+    rel,
+    save_fields,
+    save_json,
+    save_npy,
+    save_pretrained_fresh,
+    selected_names,
+    to_numpy,
+)
+
 IMAGES = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "images"))
 OUT = os.path.join(REPO, "tests", "fixtures", "vision", "models")
-CONVERT = os.path.join(REPO, "weights_tools", "convert.py")
 TF_HELPER = os.path.join(REPO, "weights_tools", "make_vision_fixtures_tf.py")
 DEFAULT_TF_PYTHON = os.path.expanduser("~/.cache/d2v-tf/bin/python")
 
@@ -125,49 +143,7 @@ SEG_NAMES = {0: "wall", 1: "building", 2: "sky", 3: "floor", 4: "tree", 5: "ceil
 
 
 # --------------------------------------------------------------------------------------------
-# helpers
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def rel(path):
-    return os.path.relpath(path, REPO)
-
-
-def save_npy(path, arr, quiet=False):
-    arr = np.asarray(arr)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind in "iub":
-        arr = arr.astype(np.int64)
-    else:
-        raise TypeError(f"{path}: unexpected dtype {arr.dtype}")
-    arr = np.array(arr, order="C", copy=True)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path, arr)
-    if not quiet:
-        log(f"  wrote {rel(path)}  {arr.dtype} {list(arr.shape)}")
-    return arr
-
-
-def strict_json(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    return obj
-
-
-def save_json(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(strict_json(obj), f, indent=2, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    log(f"  wrote {rel(path)}")
+# helpers (the generic ones are in fixture_common.py)
 
 
 def versions():
@@ -191,10 +167,6 @@ def make_processor(height, width, reduce_labels=False):
         do_center_crop=False,
         do_reduce_labels=reduce_labels,
     )
-
-
-def to_numpy(t):
-    return t.detach().cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,49 +267,34 @@ def perturb_parameters(model, gen):
     weight 1 + 0.2*N(0,1) and bias 0.1*N(0,1), BatchNorm running_mean 0.1*N(0,1) and running_var
     exp(0.3*N(0,1)), layer-scale lambda_1/lambda_2 0.5*N(0,1), relative_position_bias_table
     N(0,1), cls_token / mask_token N(0,1), position_embeddings 0.5*N(0,1).
-    An unknown parameter is an error.
+    An unknown parameter is an error.  (Linear and LayerNorm: fixture_common.linear_layernorm; the
+    visiting order: fixture_common.redraw_parameters.)
     """
 
-    def randn(t):
-        return torch.randn(t.shape, generator=gen, dtype=t.dtype)
+    def rule(module, pname, p, randn):
+        if isinstance(module, torch.nn.ConvTranspose2d) and pname == "weight":
+            return randn(p) / math.sqrt(module.in_channels)
+        if isinstance(module, torch.nn.Conv2d) and pname == "weight":
+            return randn(p) / math.sqrt(p[0].numel())
+        if pname == "bias" and isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            return 0.1 * randn(p)
+        if isinstance(module, torch.nn.BatchNorm2d) and pname == "weight":
+            return 1.0 + 0.2 * randn(p)
+        if isinstance(module, torch.nn.BatchNorm2d) and pname == "bias":
+            return 0.1 * randn(p)
+        if pname == "running_mean":
+            return 0.1 * randn(p)
+        if pname == "running_var":
+            return torch.exp(0.3 * randn(p))
+        if pname in ("lambda_1", "lambda_2"):
+            return 0.5 * randn(p)
+        if pname in ("relative_position_bias_table", "cls_token", "mask_token"):
+            return randn(p)
+        if pname == "position_embeddings":
+            return 0.5 * randn(p)
+        return linear_layernorm(module, pname, p, randn)
 
-    done = set()
-    with torch.no_grad():
-        for mname, module in model.named_modules():
-            for pname, p in list(module.named_parameters(recurse=False)) + [
-                (b, getattr(module, b)) for b in ("running_mean", "running_var") if getattr(module, b, None) is not None
-            ]:
-                full = f"{mname}.{pname}" if mname else pname
-                if isinstance(module, torch.nn.Linear) and pname == "weight":
-                    v = randn(p) / math.sqrt(module.in_features)
-                elif isinstance(module, torch.nn.ConvTranspose2d) and pname == "weight":
-                    v = randn(p) / math.sqrt(module.in_channels)
-                elif isinstance(module, torch.nn.Conv2d) and pname == "weight":
-                    v = randn(p) / math.sqrt(p[0].numel())
-                elif pname == "bias" and isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                    v = 0.1 * randn(p)
-                elif isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)) and pname == "weight":
-                    v = 1.0 + 0.2 * randn(p)
-                elif isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)) and pname == "bias":
-                    v = 0.1 * randn(p)
-                elif pname == "running_mean":
-                    v = 0.1 * randn(p)
-                elif pname == "running_var":
-                    v = torch.exp(0.3 * randn(p))
-                elif pname in ("lambda_1", "lambda_2"):
-                    v = 0.5 * randn(p)
-                elif pname == "relative_position_bias_table":
-                    v = randn(p)
-                elif pname in ("cls_token", "mask_token"):
-                    v = randn(p)
-                elif pname == "position_embeddings":
-                    v = 0.5 * randn(p)
-                else:
-                    raise RuntimeError(f"perturb_parameters: unknown parameter {full} ({type(module).__name__})")
-                p.copy_(v)
-                done.add(full)
-    missing = [n for n, _ in model.named_parameters() if n not in done]
-    assert not missing, missing
+    redraw_parameters(model, gen, rule, buffers=("running_mean", "running_var"), strict=True, require_all=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,19 +634,7 @@ def tf_semantic_segmentation():
 # running a PyTorch variant
 
 
-def collect_outputs(out):
-    fields = {}
-    for key in ("loss", "logits", "last_hidden_state", "pooler_output"):
-        v = getattr(out, key, None)
-        if v is not None:
-            fields[key] = to_numpy(v)
-    if getattr(out, "hidden_states", None) is not None:
-        for i, h in enumerate(out.hidden_states):
-            fields[f"hidden_states.{i}"] = to_numpy(h)
-    if getattr(out, "attentions", None) is not None:
-        for i, a in enumerate(out.attentions):
-            fields[f"attentions.{i}"] = to_numpy(a)
-    return fields
+OUTPUT_FIELDS = ("loss", "logits", "last_hidden_state", "pooler_output")
 
 
 def run_pt(model, inputs, set_name, spec, labels):
@@ -713,7 +658,7 @@ def run_pt(model, inputs, set_name, spec, labels):
     finally:
         if hook is not None:
             hook.remove()
-    fields = collect_outputs(out)
+    fields = collect_outputs(out, OUTPUT_FIELDS)
     if "auxiliary_logits" in aux:
         fields["auxiliary_logits"] = to_numpy(aux["auxiliary_logits"])
     return fields
@@ -726,10 +671,7 @@ def save_preprocessor(spec, ckpt_dir):
 
 def write_set(vdir, set_name, fields, labels):
     sdir = os.path.join(vdir, set_name)
-    names = []
-    for field, arr in fields.items():
-        save_npy(os.path.join(sdir, f"{field}.npy"), arr, quiet=True)
-        names.append(field)
+    names = save_fields(sdir, fields, quiet=True)
     if labels is not None and set_name in labels:
         save_npy(os.path.join(sdir, "labels.npy"), labels[set_name], quiet=True)
         names.append("labels")
@@ -768,9 +710,7 @@ def run_pt_variant(name, inputs, ckpt_root, pending):
     labels = spec["labels"](inputs) if spec.get("labels") else {}
 
     ckpt_dir = os.path.join(ckpt_root, name)
-    if os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    model.save_pretrained(ckpt_dir)
+    save_pretrained_fresh(model, ckpt_dir)
     save_preprocessor(spec, ckpt_dir)
 
     vdir = os.path.join(OUT, name)
@@ -782,7 +722,7 @@ def run_pt_variant(name, inputs, ckpt_root, pending):
             assert np.isfinite(fields["loss"]).all(), f"{name}/{s}: non-finite loss"
         results[s] = fields
         outputs[s] = write_set(vdir, s, fields, labels)
-        max_abs[s] = {k: float(np.abs(v).max()) for k, v in fields.items()}
+        max_abs[s] = max_abs_by_field(fields)
         info = {"pixel_values_shape": list(inputs[s]["pixel_values"].shape)}
         if spec.get("check_flag_noop"):
             alt = dict(spec, call_kwargs={s: {k: v for k, v in spec["call_kwargs"][s].items()
@@ -1003,7 +943,7 @@ def finish_tf_variant(name, inputs, labels, work, tf_python):
                     k: float(np.abs(emu[k].reshape(tf_fields[k].shape) - tf_fields[k]).max()) for k in ("logits", "loss")
                 }
         outputs[s] = write_set(vdir, s, fields, labels)
-        max_abs[s] = {k: float(np.abs(v).max()) for k, v in fields.items()}
+        max_abs[s] = max_abs_by_field(fields)
     run_info["pt_vs_tf_max_abs_diff"] = diffs
     meta = {
         "model_class": spec["pt_cls"].__name__,
@@ -1040,14 +980,8 @@ def finish_tf_variant(name, inputs, labels, work, tf_python):
 
 
 def convert_one(name, ckpt_dir, out_file, python=None):
-    cmd = [python or sys.executable, CONVERT, ckpt_dir, out_file]
-    log(f"convert {name}: {cmd[0]} {rel(CONVERT)} {ckpt_dir} {rel(out_file)}")
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    ok = r.returncode == 0 and os.path.exists(out_file)
-    if ok:
-        log(f"  wrote {rel(out_file)}  {os.path.getsize(out_file)} bytes")
-    else:
-        log(f"  FAILED (rc={r.returncode})\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+    shown = f"{python or sys.executable} {rel(CONVERT)} {ckpt_dir} {rel(out_file)}"
+    ok, r = convert_checkpoint(name, ckpt_dir, out_file, python=python, shown=shown)
     # keep meta.json deterministic: no temporary / absolute paths
     err = r.stderr.replace(os.path.dirname(os.path.abspath(ckpt_dir)), "<checkpoints>").replace(REPO + os.sep, "")
     return {"ok": ok, "returncode": r.returncode, "stderr": err[-6000:]}
@@ -1078,24 +1012,14 @@ def finish_pt_variant(name, ckpt_dir, out_file, meta, state_dict):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", nargs="+", metavar="NAME",
-                    help="'inputs' and/or variant names (default: everything): " + ", ".join(VARIANTS))
-    ap.add_argument("--keep-checkpoints", metavar="DIR",
-                    help="write the Hugging Face checkpoint directories here instead of a temp dir")
+    add_common_args(ap, VARIANTS)
     ap.add_argument("--tf-python", default=DEFAULT_TF_PYTHON,
                     help=f"python of the TensorFlow environment (default {DEFAULT_TF_PYTHON})")
     ap.add_argument("--no-tf", action="store_true", help="skip the TensorFlow variants")
     args = ap.parse_args()
 
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-
-    names = args.only or (["inputs"] + list(VARIANTS))
-    unknown = [n for n in names if n != "inputs" and n not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown names: {unknown}")
+    init_torch_reference()
+    names = selected_names(ap, args, VARIANTS)
     tf_names = [n for n in names if n.startswith("tf_")]
     pt_names = [n for n in names if n in VARIANTS and not n.startswith("tf_")]
     if args.no_tf:
@@ -1111,13 +1035,7 @@ def main():
             saved = np.load(os.path.join(OUT, "inputs", s, "pixel_values.npy"))
             assert np.array_equal(saved, e["pixel_values"]), f"inputs/{s} is stale: rerun with --only inputs"
 
-    tmp = None
-    if args.keep_checkpoints:
-        ckpt_root = os.path.abspath(args.keep_checkpoints)
-        os.makedirs(ckpt_root, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="d2v-vision-ckpts-")
-        ckpt_root = tmp.name
+    ckpt_root, tmp = checkpoint_root(args.keep_checkpoints, "d2v-vision-ckpts-")
     failed = []
     try:
         pending = []

@@ -37,6 +37,8 @@ import tensorflow as tf  # noqa: E402
 import transformers  # noqa: E402
 from transformers import Data2VecVisionConfig  # noqa: E402
 
+from fixture_common import collect_outputs  # noqa: E402  (numpy only: no torch in this environment)
+
 
 def log(msg):
     print(f"[tf] {msg}", flush=True)
@@ -115,18 +117,7 @@ def to_np(t):
 
 
 def collect(out):
-    fields = {}
-    for key in ("loss", "logits", "last_hidden_state", "pooler_output"):
-        v = getattr(out, key, None)
-        if v is not None:
-            fields[key] = to_np(v)
-    if getattr(out, "hidden_states", None) is not None:
-        for i, h in enumerate(out.hidden_states):
-            fields[f"hidden_states.{i}"] = to_np(h)
-    if getattr(out, "attentions", None) is not None:
-        for i, a in enumerate(out.attentions):
-            fields[f"attentions.{i}"] = to_np(a)
-    return fields
+    return collect_outputs(out, ("loss", "logits", "last_hidden_state", "pooler_output"), convert=to_np)
 
 
 def run_model(model, inp):
