@@ -11,7 +11,7 @@ Held-out data: FSDD speaker yweweler (never used by train_demo.py).
 
 * classification: all 500 yweweler clips (8 kHz files, given to d2v-audio as they are);
   accuracy of the top label printed by ``d2v-audio --json``.
-* CTC: 100 sequences of 3-5 digits built deterministically (seed 2024) from yweweler's clips,
+* CTC: 500 sequences of 3-5 digits built deterministically (seed 2024) from yweweler's clips,
   resampled to 16 kHz with soxr (HQ), joined with 0.05-0.25 s of silence, written as 16 kHz PCM16
   WAVs to a temporary folder; word error rate of the ``d2v-audio --json`` transcripts.
 * parity: the PyTorch model is rebuilt from the same GGUF file (config + tensors) with
@@ -148,7 +148,7 @@ def main():
     ap.add_argument("--ctc", type=Path, default=root / "models/digits-ctc.gguf")
     ap.add_argument("--classify", type=Path, default=root / "models/digits-classify.gguf")
     ap.add_argument("--fsdd", type=Path, default=root.parent / "shared/data/speech/fsdd")
-    ap.add_argument("--sequences", type=int, default=100)
+    ap.add_argument("--sequences", type=int, default=500)
     ap.add_argument("--parity-files", type=int, default=30)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--chunk", type=int, default=25, help="files per d2v-audio run (one padded batch)")
