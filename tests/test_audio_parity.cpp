@@ -167,9 +167,6 @@ TEST(Resampler, SineAccuracy8kTo16k) {
     EXPECT_LT(worst, 1e-5);  // measured 2.4e-7
 }
 
-}  // namespace
-
-namespace {
 
 TEST(Pipeline, RunFromSeveralThreadsAtOnceGivesTheSameOutputs) {
     // The documented promise: a pipeline is immutable; run() may be called concurrently.

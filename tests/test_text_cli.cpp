@@ -85,9 +85,6 @@ TEST(TextCli, SamplingIsReproducibleWithASeed) {
     EXPECT_EQ(a.output, b.output);
 }
 
-}  // namespace
-
-namespace {
 
 TEST(TextCli, DumpWritesInputsAndOutputs) {
     const std::string dir = temp_path("text_dump");

@@ -108,9 +108,9 @@ def espeak(text: str, voice: str, speed: int, pitch: int, tmp: Path) -> np.ndarr
     return trim(to16k(x.mean(axis=1), sr))
 
 
-def band_limit(x: np.ndarray) -> np.ndarray:
-    """Through 8 kHz and back, like the FSDD recordings."""
-    return soxr.resample(soxr.resample(x, SR, 8000, quality="HQ"), 8000, SR, quality="HQ").astype(np.float32)
+def band_limit(x: np.ndarray, rate: float = 8000) -> np.ndarray:
+    """Through `rate` Hz and back (8 kHz: like the FSDD recordings)."""
+    return soxr.resample(soxr.resample(x, SR, rate, quality="HQ"), rate, SR, quality="HQ").astype(np.float32)
 
 
 def make_espeak(rng: random.Random, n_voices: int, n_phrases: int):
@@ -155,8 +155,7 @@ class Augment:
         if self.rng.random() < 0.8:
             x = speed_perturb(x, float(self.rng.uniform(0.85, 1.18)))
         if self.rng.random() < 0.3:  # a duller channel: cut at 2.5-3.5 kHz, so weak fricatives still count
-            low = float(self.rng.uniform(5000, 7000))
-            x = soxr.resample(soxr.resample(x, SR, low, quality="HQ"), low, SR, quality="HQ").astype(np.float32)
+            x = band_limit(x, float(self.rng.uniform(5000, 7000)))
         a = float(self.rng.uniform(-0.6, 0.9))
         return np.append(x[:1], x[1:] - a * x[:-1]).astype(np.float32)
 
@@ -233,7 +232,7 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name: str, evaluate=None,
-               eval_every: int = 0, log_every: int = 50):
+               eval_every: int = 0):
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
     model.train()
     t0, run, t_data = time.time(), None, 0.0
@@ -249,7 +248,7 @@ def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
-        if (step + 1) % log_every == 0:
+        if (step + 1) % 50 == 0:
             log(f"{name} step {step + 1}/{steps} loss {run:.4f} lr {opt.param_groups[0]['lr']:.2e} "
                 f"{time.time() - t0:.0f}s (data {t_data:.0f}s)")
         if evaluate and eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:

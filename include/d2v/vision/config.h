@@ -1,10 +1,10 @@
 // Data2VecVisionConfig: every field that changes inference (defaults = Transformers'). Training-only
 // fields (dropouts, drop_path_rate, initializer_range) do not change an inference pass.
 #pragma once
-#include "d2v/model_file.h"
 #include <algorithm>
 
 #include "d2v/kernels/ops.h"
+#include "d2v/model_file.h"
 
 namespace d2v::vision {
 
