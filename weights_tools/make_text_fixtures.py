@@ -55,6 +55,10 @@ touched):
   causal_lm/generate/   prompt_ids.npy, output_ids.npy (greedy generate()), output_ids_default_positions.npy
                         (greedy loop with the forward's own position ids; generate() feeds 0-based
                         position_ids instead -- see meta.json "generate")
+  causal_lm_relative_key/generate/
+                        prompt_ids.npy, output_ids_uncached.npy / output_ids_cached.npy (greedy
+                        generate() of a relative_key decoder with use_cache=False / True; Transformers
+                        4.x's cache gives different tokens -- see meta.json "generate_relative_key")
   <variant>/meta.json   model class, inputs, output fields, max_abs of every output, tokenizer calls,
                         config, notes on the loss semantics, versions
 
@@ -583,6 +587,82 @@ def model_relative_key():
 @variant
 def model_relative_key_query():
     return relative_variant("relative_key_query")
+
+
+def relative_causal_extra(model, arrays, gen):
+    """Greedy generation of a relative_key decoder: Transformers 4.x with and without its KV cache."""
+    prompt_ids = torch.from_numpy(arrays["generate"]["prompt_ids"])
+    P, steps = prompt_ids.shape[1], 20
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = PAD_ID
+    kw = dict(attention_mask=torch.ones_like(prompt_ids), max_new_tokens=steps, do_sample=False, num_beams=1)
+    with torch.no_grad():
+        uncached = model.generate(prompt_ids, use_cache=False, **kw)
+        cached = model.generate(prompt_ids, use_cache=True, **kw)
+        # greedy loop of full forward passes; relative_key adds no absolute position, so the position ids
+        # (RoBERTa's or generate()'s 0-based ones) cannot change anything
+        cur = prompt_ids
+        for _ in range(steps):
+            cur = torch.cat([cur, model(cur, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        same_with_0_based = torch.equal(model(cur, position_ids=torch.arange(cur.shape[1])[None]).logits,
+                                        model(cur).logits)
+        # the cached forward (prompt at once, then one token per step) against one full pass, same ids
+        full = model(cached, use_cache=False).logits
+        logits_uncached = model(uncached, use_cache=False).logits
+        out = model(cached[:, :P], use_cache=True)
+        past, logits = out.past_key_values, [out.logits]
+        for t in range(P, cached.shape[1]):
+            out = model(cached[:, t:t + 1], past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits.append(out.logits)
+        stepped = torch.cat(logits, 1)
+    assert torch.equal(uncached, cur), "generate(use_cache=False) is not the greedy loop of full forward passes"
+    info = {"generate_relative_key": {
+        "prompt_text": GENERATE_PROMPT,
+        "prompt_rule": "[tok.bos_token_id] + tok(prompt_text, add_special_tokens=False)['input_ids'] (no </s>)",
+        "output_ids_uncached.npy": f"model.generate(prompt_ids, attention_mask=ones, max_new_tokens={steps}, "
+        "do_sample=False, num_beams=1, use_cache=False), eos_token_id None: equals the greedy loop of full "
+        "forward passes (checked)",
+        "output_ids_cached.npy": "the same call with use_cache=True",
+        "logits_uncached.npy": "model(output_ids_uncached, use_cache=False).logits: one full forward pass",
+        "new_tokens_uncached": uncached[0, P:].tolist(),
+        "new_tokens_cached": cached[0, P:].tolist(),
+        "cached_equals_uncached": bool(torch.equal(cached, uncached)),
+        "position_ids_change_nothing": bool(same_with_0_based),
+        "cached_forward_vs_full_forward_max_abs_logit_diff": {
+            "prompt positions (prefill)": float((stepped[:, :P] - full[:, :P]).abs().max()),
+            "generated positions (one token per step)": float((stepped[:, P:] - full[:, P:]).abs().max())},
+        "why": "Transformers 4.x's relative_key(_query) attention, when use_cache is set, gives every query the "
+        "position key_length - 1 (right for one new token, wrong for the prompt's queries at prefill), so the "
+        "cached prompt logits, the cached keys/values of later layers and hence the logits of every later step "
+        "differ from full forward passes (the greedy tokens may or may not change: new_tokens_*). A plain "
+        "forward with use_cache=True (the decoder config's default) is wrong the same way, so this variant's "
+        "config sets use_cache=False.",
+    }}
+    arrays_out = {"generate/prompt_ids": prompt_ids.numpy(), "generate/output_ids_uncached": uncached.numpy(),
+                  "generate/output_ids_cached": cached.numpy(), "generate/logits_uncached": logits_uncached.numpy()}
+    return arrays_out, info
+
+
+@variant
+def causal_lm_relative_key():
+    def labels(inputs):
+        a = inputs["wiki"]["arrays"]
+        return {"wiki": {"labels": np.where(a["attention_mask"] == 1, a["input_ids"], -100).astype(np.int64)}}
+
+    return dict(
+        cls="Data2VecTextForCausalLM",
+        config={"is_decoder": True, "position_embedding_type": "relative_key", "use_cache": False},
+        inputs=["wiki"],
+        labels=labels,
+        extra=relative_causal_extra,
+        aux_sets=["wiki", "generate"],
+        tf4=True,
+        notes="Data2VecTextForCausalLM with is_decoder=True and position_embedding_type='relative_key' (made with "
+        "Transformers 4.x): causal + padding mask, relative_key scores as in model_relative_key, no absolute "
+        "position embedding added. generate/ holds greedy generate() with and without the KV cache: they "
+        "differ (see generate_relative_key).",
+    )
 
 
 @variant
