@@ -4,12 +4,24 @@
 Usage::
 
     python3 weights_tools/convert.py <hf_checkpoint_dir> <out_file.gguf> [--model-class NAME]
+                                     [--allow-no-tokenizer]
 
 Needs only numpy and gguf (h5py, imported lazily, for ``tf_model.h5``); it
 never imports torch, transformers or safetensors, and never executes pickle
-code (see ``safe_torch_pickle.py``).  Expected failures (missing/corrupt
-files, unsupported model) print ``convert.py: error: ...`` on stderr and exit
-with status 1.
+code (see ``safe_torch_pickle.py``).  The folder is read as untrusted input
+(``checkpoint_io.py``): no file outside it is read (symlinks that leave it,
+HDF5 external links/storage are refused), and every size a header claims is
+checked against what the file holds.  Expected failures print
+``convert.py: error: ...`` on stderr and exit with status 1.
+
+What a head needs is checked here, not discovered later by the CLI:
+
+* data2vec-text: a tokenizer (``tokenizer.json``, or ``vocab.json`` +
+  ``merges.txt``) -- refused without one unless ``--allow-no-tokenizer``;
+* Data2VecAudioForCTC: the CTC vocabulary ``vocab.json`` -- refused without
+  it unless ``--allow-no-tokenizer``;
+* audio / vision: the preprocessing settings; without them a warning names
+  the defaults the C++ side will use.
 
 GGUF contract (format_version 1) -- the C++ loader relies on exactly this
 =========================================================================
@@ -29,11 +41,17 @@ Metadata keys
                           given; a leading ``TF`` (``TFData2VecVision...``) is
                           stripped.  Must belong to the model_type's modality.
 ``d2v.config_json``       string: config.json as ``json.dumps(cfg, sort_keys=True)``
-Optional strings, present only if the file exists in the checkpoint folder
-(JSON files re-serialized compactly: ``ensure_ascii=False``,
+Optional strings (JSON re-serialized compactly: ``ensure_ascii=False``,
 ``separators=(",", ":")``, key order kept; merges.txt verbatim):
 
-    d2v.preprocessor_json        preprocessor_config.json
+    d2v.preprocessor_json        the feature-extractor / image-processor settings
+                                 as one flat object, from whichever file
+                                 Transformers 5 reads them: the
+                                 "feature_extractor" (or "audio_processor") /
+                                 "image_processor" section of
+                                 processor_config.json, else
+                                 preprocessor_config.json (whose own nested
+                                 section, Transformers 4's way, is unwrapped)
     d2v.vocab_json               vocab.json
     d2v.tokenizer_config_json    tokenizer_config.json
     d2v.special_tokens_map_json  special_tokens_map.json
@@ -63,10 +81,12 @@ Tensors
        prefix is prepended to every name; otherwise names are kept (head
        checkpoints: ``data2vec_audio.encoder...``, ``lm_head.weight``);
     4. tied weights (text LM heads, i.e. when ``lm_head.dense.weight``
-       exists): a missing ``lm_head.decoder.weight`` is a copy of
-       ``data2vec_text.embeddings.word_embeddings.weight``; if one of
-       ``lm_head.decoder.bias`` / ``lm_head.bias`` is missing it is a copy of
-       the other.
+       exists) are stored once: ``lm_head.decoder.weight`` is written only
+       when it differs from ``data2vec_text.embeddings.word_embeddings.weight``
+       (Transformers 5 then unties them); absent, the loader uses the word
+       embeddings.  The decoder bias is stored as ``lm_head.decoder.bias``
+       (taken from ``lm_head.bias`` when that is the only one), and
+       ``lm_head.bias`` is not written.
   Names may be longer than ggml's 64-character limit.
 
 Inputs (first one found in the folder wins)
@@ -81,17 +101,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import os
 import re
 import sys
-from typing import Callable
 
 import numpy as np
 
 sys.dont_write_bytecode = True   # keep weights_tools/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safe_torch_pickle import TorchLoadError, load_torch_state_dict  # noqa: E402
+from checkpoint_io import (  # noqa: E402
+    CheckpointFolder, ConvertError, parse_json, read_document, read_json, read_safetensors, read_sharded,
+    read_tf_h5, read_torch_bin)
 
 FORMAT_VERSION = 1
 ALIGNMENT = 64
@@ -103,22 +123,28 @@ MODEL_TYPES = {
     "data2vec-vision": ("data2vec-vision", "data2vec_vision.", "Data2VecVision"),
 }
 
-# (file name, gguf key, is_json)
-OPTIONAL_FILES = [
-    ("preprocessor_config.json", "d2v.preprocessor_json", True),
-    ("vocab.json", "d2v.vocab_json", True),
-    ("tokenizer_config.json", "d2v.tokenizer_config_json", True),
-    ("special_tokens_map.json", "d2v.special_tokens_map_json", True),
-    ("added_tokens.json", "d2v.added_tokens_json", True),
-    ("tokenizer.json", "d2v.tokenizer_json", True),
-    ("merges.txt", "d2v.merges_txt", False),
+# (file name, gguf key): JSON documents, re-serialised compactly
+TOKENIZER_DOCUMENTS = [
+    ("vocab.json", "d2v.vocab_json"),
+    ("tokenizer_config.json", "d2v.tokenizer_config_json"),
+    ("special_tokens_map.json", "d2v.special_tokens_map_json"),
+    ("added_tokens.json", "d2v.added_tokens_json"),
+    ("tokenizer.json", "d2v.tokenizer_json"),
 ]
+MERGES = ("merges.txt", "d2v.merges_txt")   # verbatim
 
-SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
-
-
-class ConvertError(Exception):
-    """Expected failure: reported as a one-line message, exit status 1."""
+# The processor_config.json sections Transformers 5 reads the preprocessing settings from (before
+# it looks at preprocessor_config.json), and the defaults the C++ side uses when there are none.
+PROCESSOR_SECTIONS = {
+    "data2vec-audio": ("feature_extractor", "audio_processor"),
+    "data2vec-vision": ("image_processor",),
+}
+PREPROCESSING_DEFAULTS = {
+    "data2vec-audio": "Wav2Vec2FeatureExtractor defaults (sampling_rate=16000, do_normalize=True, "
+                      "padding_value=0.0)",
+    "data2vec-vision": "BeitImageProcessor defaults (resize to 224x224 bicubic, no center crop, "
+                       "rescale 1/255, normalize with mean=std=0.5)",
+}
 
 
 def warn(msg: str) -> None:
@@ -126,249 +152,23 @@ def warn(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# checkpoint readers: each returns {name: numpy array (any dtype)}
+# weights
 # ---------------------------------------------------------------------------
 
-# safetensors dtype -> numpy dtype (little endian); "BF16" read as uint16
-_ST_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
-    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
-}
-
-
-def _no_duplicate_keys(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _bf16_to_f32(a: np.ndarray) -> np.ndarray:
-    return (a.astype(np.uint32) << 16).view(np.float32)
-
-
-def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Parse a .safetensors file ourselves (memory-mapped, fully validated)."""
-    try:
-        size = os.path.getsize(path)
-        f = open(path, "rb")
-    except OSError as e:
-        raise ConvertError(f"{path}: cannot open: {e.strerror or e}") from None
-    with f:
-        if size < 8:
-            raise ConvertError(f"{path}: truncated safetensors file ({size} bytes)")
-        n = int.from_bytes(f.read(8), "little")
-        if n > size - 8:
-            raise ConvertError(
-                f"{path}: truncated or corrupt safetensors file: header length {n} "
-                f"exceeds the file size {size}")
-        if n > SAFETENSORS_MAX_HEADER:
-            raise ConvertError(f"{path}: safetensors header too large ({n} bytes)")
-        raw = f.read(n)
-        try:
-            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ConvertError(f"{path}: corrupt safetensors header: {e}") from None
-        if not isinstance(header, dict):
-            raise ConvertError(f"{path}: corrupt safetensors header: not a JSON object")
-        data_start = 8 + n
-        data_size = size - data_start
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
-
-    out: dict[str, np.ndarray] = {}
-    ranges = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        where = f"{path}: tensor {name!r}"
-        if not isinstance(info, dict):
-            raise ConvertError(f"{where}: corrupt header entry")
-        dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _ST_DTYPES:
-            raise ConvertError(f"{where}: unsupported safetensors dtype {dtype!r}")
-        if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)):
-            raise ConvertError(f"{where}: corrupt shape {shape!r}")
-        if (not isinstance(offs, list) or len(offs) != 2
-                or not all(type(o) is int and o >= 0 for o in offs) or offs[0] > offs[1]):
-            raise ConvertError(f"{where}: corrupt data_offsets {offs!r}")
-        np_dt = np.dtype(_ST_DTYPES[dtype])
-        count = 1
-        for d in shape:
-            count *= d
-        begin, end = offs
-        if end - begin != count * np_dt.itemsize:
-            raise ConvertError(
-                f"{where}: data_offsets {offs} hold {end - begin} bytes but shape {shape} "
-                f"of {dtype} needs {count * np_dt.itemsize}")
-        if end > data_size:
-            raise ConvertError(
-                f"{path}: truncated or corrupt safetensors file: tensor {name!r} ends at byte "
-                f"{data_start + end} but the file has only {size} bytes")
-        ranges.append((begin, end, name))
-        if count == 0:
-            arr = np.zeros(shape, dtype=np_dt)
-        else:
-            arr = np.frombuffer(mm, dtype=np_dt, count=count, offset=data_start + begin).reshape(shape)
-        if dtype == "BF16":
-            arr = _bf16_to_f32(arr)
-        out[name] = arr
-    ranges.sort()
-    for (b0, e0, n0), (b1, e1, n1) in zip(ranges, ranges[1:]):
-        if b1 < e0:
-            raise ConvertError(f"{path}: corrupt safetensors file: tensors {n0!r} and {n1!r} overlap")
-    return out
-
-
-def read_torch_bin(path: str) -> dict[str, np.ndarray]:
-    try:
-        return load_torch_state_dict(path)
-    except TorchLoadError as e:
-        raise ConvertError(str(e)) from None
-
-
-def _read_index(index_path: str) -> dict[str, str]:
-    try:
-        with open(index_path, "rb") as f:
-            index = json.loads(f.read().decode("utf-8-sig"))
-    except OSError as e:
-        raise ConvertError(f"{index_path}: cannot read: {e.strerror or e}") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ConvertError(f"{index_path}: invalid JSON: {e}") from None
-    wm = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(wm, dict) or not wm:
-        raise ConvertError(f"{index_path}: missing or empty 'weight_map'")
-    for name, shard in wm.items():
-        if (not isinstance(shard, str) or not shard or os.path.basename(shard) != shard
-                or shard in (".", "..") or "\\" in shard):
-            raise ConvertError(f"{index_path}: invalid shard file name {shard!r} for {name!r}")
-    return wm
-
-
-def _read_sharded(index_path: str, reader: Callable[[str], dict]) -> dict[str, np.ndarray]:
-    wm = _read_index(index_path)
-    folder = os.path.dirname(index_path)
-    out: dict[str, np.ndarray] = {}
-    for shard in sorted(set(wm.values())):
-        shard_path = os.path.join(folder, shard)
-        if not os.path.isfile(shard_path):
-            raise ConvertError(f"{index_path}: shard {shard} is missing")
-        for name, arr in reader(shard_path).items():
-            if name in out:
-                raise ConvertError(f"{index_path}: tensor {name!r} appears in more than one shard")
-            out[name] = arr
-    for name, shard in wm.items():
-        if name not in out:
-            raise ConvertError(f"{index_path}: tensor {name!r} listed for {shard} is not in any shard")
-    return out
-
-
-def read_safetensors_sharded(index_path: str) -> dict[str, np.ndarray]:
-    return _read_sharded(index_path, read_safetensors)
-
-
-def read_torch_bin_sharded(index_path: str) -> dict[str, np.ndarray]:
-    return _read_sharded(index_path, read_torch_bin)
-
-
-def _tf_name_to_pt(tf_name: str, ndim: int) -> tuple[str, tuple | None]:
-    """transformers' TF2 -> PyTorch naming rules; returns (name, transpose axes)."""
-    name = tf_name.replace(":0", "")
-    name = re.sub(r"/[^/]*___([^/]*)/", r"/\1/", name)
-    name = name.replace("_._", "/")
-    name = re.sub(r"//+", "/", name)
-    parts = [p for p in name.split("/") if p]
-    if len(parts) > 1:
-        parts = parts[1:]                    # level zero is the TF model's own name
-    last = parts[-1]
-    axes = None
-    if last == "kernel" and ndim == 4:
-        axes = (3, 2, 0, 1)                  # (kh, kw, in, out) -> (out, in, kh, kw)
-    elif last == "kernel" and ndim == 3:
-        axes = (2, 1, 0)                     # (k, in, out) -> (out, in, k)
-    elif last in ("kernel", "pointwise_kernel", "depthwise_kernel") and ndim == 2:
-        axes = (1, 0)
-    rename = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "beta": "bias",
-              "moving_mean": "running_mean", "moving_variance": "running_var"}
-    parts[-1] = rename.get(last, last)
-    return ".".join(parts), axes
-
-
-# Transformers 4.x's TF semantic-segmentation heads name their conv blocks the Keras way
-# (conv/bn, a "bottleneck" for the PSP bottleneck, conv_module_<k> counted from 1 after the first
-# auxiliary conv); these rules give the PyTorch names, applied after the generic TF->PT rules.
-TF_SEGMENTATION_RENAMES: list[tuple[str, object]] = [
-    (r"^decode_head\.psp_modules\.(\d+)\.1\.conv\.", r"decode_head.psp_modules.blocks.\1.conv.convolution."),
-    (r"^decode_head\.psp_modules\.(\d+)\.1\.bn\.", r"decode_head.psp_modules.blocks.\1.conv.normalization."),
-    (r"^decode_head\.bottleneck\.", r"decode_head.psp_bottleneck."),
-    (r"^auxiliary_head\.conv_module_(\d+)\.", lambda m: f"auxiliary_head.convs.{int(m.group(1)) - 1}."),
-    (r"^((?:decode_head|auxiliary_head)\..*)\.conv\.weight$", r"\1.convolution.weight"),
-    (r"^((?:decode_head|auxiliary_head)\..*)\.bn\.(weight|bias|running_mean|running_var)$", r"\1.normalization.\2"),
-]
-
-
-def _tf_segmentation_name(name: str) -> str:
-    for pattern, replacement in TF_SEGMENTATION_RENAMES:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
-def _h5_str_list(value) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(value).tolist()]
-
-
-def read_tf_h5(path: str) -> dict[str, np.ndarray]:
-    """Keras ``save_weights`` HDF5 file as written by transformers' TF models."""
-    try:
-        import h5py  # lazily: only needed for TF checkpoints
-    except ImportError:
-        raise ConvertError(f"{path}: reading tf_model.h5 needs h5py (pip install -r "
-                           "weights_tools/requirements.txt)") from None
-    out: dict[str, np.ndarray] = {}
-    try:
-        with h5py.File(path, "r") as f:
-            if "layer_names" not in f.attrs:
-                raise ConvertError(f"{path}: not a Keras weights file (no 'layer_names' attribute)")
-            for layer in _h5_str_list(f.attrs["layer_names"]):
-                group = f[layer]
-                for wname in _h5_str_list(group.attrs.get("weight_names", [])):
-                    ds = group[wname]
-                    arr = np.asarray(ds[()])
-                    pt_name, axes = _tf_name_to_pt(wname, arr.ndim)
-                    pt_name = _tf_segmentation_name(pt_name)
-                    if axes is not None:
-                        arr = np.ascontiguousarray(np.transpose(arr, axes))
-                    if pt_name in out:
-                        raise ConvertError(f"{path}: two TF weights map to {pt_name!r}")
-                    out[pt_name] = arr
-    except ConvertError:
-        raise
-    except (OSError, KeyError, ValueError) as e:
-        raise ConvertError(f"{path}: cannot read HDF5 weights: {e}") from None
-    if not out:
-        raise ConvertError(f"{path}: no weights found")
-    return out
-
-
-# priority order
-INPUT_FORMATS: list[tuple[str, Callable[[str], dict]]] = [
-    ("model.safetensors", read_safetensors),
-    ("model.safetensors.index.json", read_safetensors_sharded),
-    ("pytorch_model.bin", read_torch_bin),
-    ("pytorch_model.bin.index.json", read_torch_bin_sharded),
-    ("tf_model.h5", read_tf_h5),
-]
-
-
-def load_checkpoint_tensors(folder: str) -> tuple[str, dict[str, np.ndarray]]:
-    for fname, reader in INPUT_FORMATS:
-        path = os.path.join(folder, fname)
-        if os.path.isfile(path):
+def load_checkpoint_tensors(folder: CheckpointFolder, config: dict) -> tuple[str, dict[str, np.ndarray]]:
+    """The first weight file found, in priority order."""
+    formats = [
+        ("model.safetensors", lambda p: read_safetensors(p)),
+        ("model.safetensors.index.json", lambda p: read_sharded(folder, "model.safetensors.index.json", read_safetensors)),
+        ("pytorch_model.bin", lambda p: read_torch_bin(p)),
+        ("pytorch_model.bin.index.json", lambda p: read_sharded(folder, "pytorch_model.bin.index.json", read_torch_bin)),
+        ("tf_model.h5", lambda p: read_tf_h5(p, config)),
+    ]
+    for fname, reader in formats:
+        path = folder.file(fname)
+        if path is not None:
             return fname, reader(path)
-    raise ConvertError(
-        f"{folder}: no weights found (looked for {', '.join(f for f, _ in INPUT_FORMATS)})")
+    raise ConvertError(f"{folder.path}: no weights found (looked for {', '.join(f for f, _ in formats)})")
 
 
 # ---------------------------------------------------------------------------
@@ -456,49 +256,119 @@ def add_backbone_prefix(tensors: dict[str, np.ndarray], prefix: str) -> tuple[di
     return {prefix + n: a for n, a in tensors.items()}, True
 
 
-def tie_weights(tensors: dict[str, np.ndarray], prefix: str) -> list[str]:
-    notes = []
+def tie_weights(tensors: dict[str, np.ndarray], prefix: str, config: dict) -> list[str]:
+    """The LM head's decoder shares the word embeddings: store the matrix once (see the contract)."""
     if "lm_head.dense.weight" not in tensors:
-        return notes        # only the text LM head (dense + decoder) has tied weights
-    if "lm_head.decoder.weight" not in tensors:
-        src = prefix + "embeddings.word_embeddings.weight"
-        if src not in tensors:
-            raise ConvertError(f"lm_head.decoder.weight is tied to {src!r}, which is missing")
-        tensors["lm_head.decoder.weight"] = tensors[src]
-        notes.append(f"lm_head.decoder.weight <- {src}")
-    if "lm_head.decoder.bias" not in tensors and "lm_head.bias" in tensors:
-        tensors["lm_head.decoder.bias"] = tensors["lm_head.bias"]
+        return []           # only the text LM head (dense + decoder) has tied weights
+    notes = []
+    emb_name = prefix + "embeddings.word_embeddings.weight"
+    emb = tensors.get(emb_name)
+    decoder = tensors.get("lm_head.decoder.weight")
+    if decoder is None:
+        if config.get("tie_word_embeddings", True) is False:
+            raise ConvertError("lm_head.decoder.weight is missing and config.json says tie_word_embeddings=false: "
+                               "Transformers would initialise the decoder randomly; refusing")
+        if emb is None:
+            raise ConvertError(f"lm_head.decoder.weight is tied to {emb_name!r}, which is missing")
+        notes.append(f"lm_head.decoder.weight is {emb_name} (stored once)")
+    elif emb is not None and decoder.shape == emb.shape and np.array_equal(decoder, emb):
+        del tensors["lm_head.decoder.weight"]
+        notes.append(f"lm_head.decoder.weight equals {emb_name}: stored once")
+    else:
+        notes.append("lm_head.decoder.weight differs from the word embeddings: kept (Transformers 5 unties them; "
+                     "Transformers 4 would tie them if tie_word_embeddings)")
+    bias = tensors.pop("lm_head.bias", None)
+    if "lm_head.decoder.bias" not in tensors and bias is not None:
+        tensors["lm_head.decoder.bias"] = bias
         notes.append("lm_head.decoder.bias <- lm_head.bias")
-    elif "lm_head.bias" not in tensors and "lm_head.decoder.bias" in tensors:
-        tensors["lm_head.bias"] = tensors["lm_head.decoder.bias"]
-        notes.append("lm_head.bias <- lm_head.decoder.bias")
+    elif bias is not None and not np.array_equal(bias, tensors["lm_head.decoder.bias"]):
+        notes.append("lm_head.bias differs from lm_head.decoder.bias and is not used by the forward pass: dropped")
     return notes
 
 
 # ---------------------------------------------------------------------------
-# metadata
+# documents: preprocessing settings and tokenizer files
 # ---------------------------------------------------------------------------
 
-def read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConvertError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConvertError(f"{path}: not valid UTF-8: {e}") from None
+def _json_object(folder: CheckpointFolder, name: str):
+    path = folder.file(name)
+    if path is None:
+        return None
+    value = read_json(path, folder.display(name))
+    if not isinstance(value, dict):
+        raise ConvertError(f"{folder.display(name)}: not a JSON object")
+    return value
 
 
-def read_json(path: str):
-    text = read_text(path)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise ConvertError(f"{path}: invalid JSON: {e}") from None
+def find_preprocessing(folder: CheckpointFolder, arch: str) -> tuple[dict | None, list[str]]:
+    """(settings, warnings): the feature-extractor / image-processor settings as Transformers 5
+    reads them -- processor_config.json's section first, then preprocessor_config.json."""
+    sections = PROCESSOR_SECTIONS.get(arch)
+    if sections is None:
+        return None, []
+    notes = []
+    chosen, source = None, None
+    processor = _json_object(folder, "processor_config.json")
+    if processor is not None:
+        for key in sections:
+            if key in processor:
+                if not isinstance(processor[key], dict):
+                    raise ConvertError(f"{folder.display('processor_config.json')}: section {key!r} is not an object")
+                chosen, source = processor[key], f"processor_config.json[{key!r}]"
+                break
+        if chosen is None:
+            notes.append(f"warning: processor_config.json has no {' / '.join(sections)} section; not used")
+    legacy = _json_object(folder, "preprocessor_config.json")
+    if legacy is not None:
+        # Transformers 4 reads preprocessor_config.json first and unwraps a "feature_extractor" section.
+        nested = next((legacy[k] for k in sections if isinstance(legacy.get(k), dict)), None)
+        legacy = nested if nested is not None else legacy
+        if chosen is None:
+            chosen, source = legacy, "preprocessor_config.json"
+        elif legacy != chosen:
+            notes.append("warning: preprocessor_config.json differs from " + source + "; using the latter as Transformers 5 "
+                         "does (Transformers 4 would use preprocessor_config.json)")
+    if chosen is None:
+        notes.append(f"warning: no preprocessing settings (processor_config.json / preprocessor_config.json): the model file "
+                     f"will use the {PREPROCESSING_DEFAULTS[arch]}")
+    else:
+        notes.append(f"preprocessing settings from {source}")
+    return chosen, notes
+
+
+def tokenizer_documents(folder: CheckpointFolder) -> list[tuple[str, str]]:
+    out = []
+    for fname, key in TOKENIZER_DOCUMENTS:
+        path = folder.file(fname)
+        if path is not None:
+            shown = folder.display(fname)
+            value = parse_json(read_document(path, shown), shown)
+            out.append((key, json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
+    path = folder.file(MERGES[0])
+    if path is not None:
+        out.append((MERGES[1], read_document(path, folder.display(MERGES[0]))))
+    return out
+
+
+def check_head_needs(arch: str, cls: str, docs: dict[str, str], allow_no_tokenizer: bool) -> list[str]:
+    """Refuse (or, with --allow-no-tokenizer, warn about) a head converted without what it needs."""
+    problem = None
+    if arch == "data2vec-text":
+        has_bpe = "d2v.vocab_json" in docs and "d2v.merges_txt" in docs
+        if "d2v.tokenizer_json" not in docs and not has_bpe:
+            have = [f for f, k in TOKENIZER_DOCUMENTS + [MERGES] if k in docs]
+            problem = (f"{cls} needs its tokenizer: tokenizer.json, or vocab.json + merges.txt "
+                       f"(found: {', '.join(have) or 'none'}); without it the model file cannot tokenize text")
+    elif cls == "Data2VecAudioForCTC":
+        if "d2v.vocab_json" not in docs:
+            problem = f"{cls} needs the CTC vocabulary vocab.json (saved by Wav2Vec2CTCTokenizer / Wav2Vec2Processor)"
+        elif not isinstance(json.loads(docs["d2v.vocab_json"]), dict):
+            raise ConvertError("vocab.json: not a JSON object of token -> id")
+    if problem is None:
+        return []
+    if not allow_no_tokenizer:
+        raise ConvertError(problem + "; add it to the folder, or pass --allow-no-tokenizer to convert anyway")
+    return [f"warning: {problem} (converted anyway: --allow-no-tokenizer)"]
 
 
 def resolve_model_class(config: dict, override: str | None, stem: str, model_type: str) -> str:
@@ -523,43 +393,40 @@ def resolve_model_class(config: dict, override: str | None, stem: str, model_typ
 # main
 # ---------------------------------------------------------------------------
 
-def convert(ckpt_dir: str, out_path: str, model_class: str | None = None) -> None:
-    if not os.path.isdir(ckpt_dir):
-        raise ConvertError(f"{ckpt_dir}: not a directory")
-    cfg_path = os.path.join(ckpt_dir, "config.json")
-    if not os.path.isfile(cfg_path):
+def convert(ckpt_dir: str, out_path: str, model_class: str | None = None, allow_no_tokenizer: bool = False) -> None:
+    folder = CheckpointFolder(ckpt_dir)
+    config = _json_object(folder, "config.json")
+    if config is None:
         raise ConvertError(f"{ckpt_dir}: config.json is missing")
-    config = read_json(cfg_path)
-    if not isinstance(config, dict):
-        raise ConvertError(f"{cfg_path}: not a JSON object")
+    cfg_path = folder.display("config.json")
     model_type = config.get("model_type")
-    if model_type not in MODEL_TYPES:
-        raise ConvertError(f"{cfg_path}: unsupported model_type {model_type!r} "
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+        raise ConvertError(f"{cfg_path}: unsupported model_type {str(model_type)[:100]!r} "
                            f"(supported: {', '.join(MODEL_TYPES)})")
     arch, prefix, stem = MODEL_TYPES[model_type]
     cls = resolve_model_class(config, model_class, stem, model_type)
 
-    kv_strings: list[tuple[str, str]] = []
-    for fname, key, is_json in OPTIONAL_FILES:
-        p = os.path.join(ckpt_dir, fname)
-        if not os.path.isfile(p):
-            continue
-        if is_json:
-            text = json.dumps(read_json(p), ensure_ascii=False, separators=(",", ":"))
-        else:
-            text = read_text(p)
-        kv_strings.append((key, text))
+    # Everything a head needs is checked before the (possibly large) weights are read.
+    kv_strings = tokenizer_documents(folder)
+    notes = check_head_needs(arch, cls, dict(kv_strings), allow_no_tokenizer)
+    preprocessing, pre_notes = find_preprocessing(folder, arch)
+    notes += pre_notes
+    if preprocessing is not None:
+        kv_strings.insert(0, ("d2v.preprocessor_json",
+                              json.dumps(preprocessing, ensure_ascii=False, separators=(",", ":"))))
 
-    source, raw = load_checkpoint_tensors(ckpt_dir)
+    source, raw = load_checkpoint_tensors(folder, config)
     tensors, dropped = to_float32(raw)
     del raw
     tensors = rename_gamma_beta(tensors)
     tensors, folded = fold_all_weight_norms(tensors)
     tensors, prefixed = add_backbone_prefix(tensors, prefix)
-    tied = tie_weights(tensors, prefix)
+    tied = tie_weights(tensors, prefix, config)
     if not tensors:
         raise ConvertError(f"{source}: no floating-point tensors")
 
+    for n in notes:
+        warn(n)
     for d in dropped:
         warn(f"dropped non-float tensor {d}")
     for w in folded:
@@ -623,9 +490,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_file")
     ap.add_argument("--model-class", default=None,
                     help="override config.json architectures[0], e.g. Data2VecAudioForCTC")
+    ap.add_argument("--allow-no-tokenizer", action="store_true",
+                    help="convert a text model without tokenizer files, or a CTC model without vocab.json "
+                         "(the model file then cannot tokenize text / decode transcripts)")
     args = ap.parse_args(argv)
     try:
-        convert(args.checkpoint_dir, args.out_file, args.model_class)
+        convert(args.checkpoint_dir, args.out_file, args.model_class, args.allow_no_tokenizer)
     except ConvertError as e:
         print(f"convert.py: error: {e}", file=sys.stderr)
         return 1
@@ -634,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except MemoryError:
         print("convert.py: error: out of memory", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("convert.py: error: input nested too deeply", file=sys.stderr)
         return 1
     return 0
 

@@ -782,7 +782,7 @@ RUN_NOTE = (
 # convert.py maps the TF head names to the PyTorch ones itself (its TF_SEGMENTATION_RENAMES);
 # applying the same rules here again is a no-op that guards against older .gguf files.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from convert import _tf_segmentation_name as tf_name_to_pt  # noqa: E402
+from checkpoint_io import _tf_segmentation_name as tf_name_to_pt  # noqa: E402
 
 
 

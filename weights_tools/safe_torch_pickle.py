@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 import zipfile
 import zlib
 from typing import Any
@@ -43,6 +44,29 @@ class TorchLoadError(Exception):
 
 class UnsafePickleError(TorchLoadError):
     """The pickle references something outside the whitelist."""
+
+
+# Bounds on the work one checkpoint may cause.  A real state dict's data.pkl is ~100 bytes and ~25
+# opcodes per tensor (a few MB for the largest models); a hostile one of 1 KB must not take
+# minutes or gigabytes (shared sub-objects make structures whose traversal is exponential).
+MAX_PICKLE_BYTES = 64 * 1024 * 1024
+MAX_PICKLE_OPS = 4_000_000
+MAX_MEMO_INDEX = 1_000_000       # the C unpickler sizes its memo by the largest index it sees
+MAX_STACK_DEPTH = 10_000
+MAX_HASHED_TREE = 1_000_000      # elements reached when a tuple / frozenset is hashed or compared
+MAX_COMPRESSION_RATIO = 100      # deflate of float weights gains ~1.1x, of a pickle ~10x
+MAX_VIEW_BYTES_PER_STORAGE_BYTE = 4   # tensors may share a storage (tied weights, fused qkv)
+
+
+def describe(obj: Any) -> str:
+    """A short description of an untrusted object: never a full repr (that can be exponential)."""
+    if isinstance(obj, (int, bool)) or obj is None:
+        return repr(obj)[:40]
+    if isinstance(obj, str):
+        return repr(obj[:60]) + ("..." if len(obj) > 60 else "")
+    if isinstance(obj, (tuple, list, dict)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return f"a {type(obj).__name__}"
 
 
 # ---------------------------------------------------------------------------
@@ -175,26 +199,26 @@ class _TensorRef:
         blob = self.storage.data()
         if len(blob) % elem.itemsize:
             raise TorchLoadError(
-                f"storage {self.storage.key!r}: {len(blob)} bytes is not a multiple of "
+                f"storage {describe(self.storage.key)}: {len(blob)} bytes is not a multiple of "
                 f"the element size {elem.itemsize} ({self.dtype.torch_name})")
         n_elem = len(blob) // elem.itemsize
         size, stride, offset = self.size, self.stride, self.offset
         numel = 1
         for s in size:
             numel *= s
-        if numel > 64 * max(n_elem, 1):
+        # highest element index touched by this view
+        last = offset + sum((s - 1) * st for s, st in zip(size, stride))
+        if numel and last >= n_elem:
             raise TorchLoadError(
-                f"storage {self.storage.key!r}: tensor of {numel} elements over a storage of "
-                f"{n_elem} elements looks malicious")
+                f"storage {describe(self.storage.key)}: tensor view (offset {offset}, size {list(size)}, "
+                f"stride {list(stride)}) exceeds the storage of {n_elem} elements")
+        if numel > MAX_VIEW_BYTES_PER_STORAGE_BYTE * max(n_elem, 1):
+            raise TorchLoadError(
+                f"storage {describe(self.storage.key)}: tensor of {numel} elements over a storage of "
+                f"{n_elem} elements (a broadcast view) is more than a checkpoint needs")
         if numel == 0:
             arr = np.zeros(size, dtype=elem)
         else:
-            # highest element index touched by this view
-            last = offset + sum((s - 1) * st for s, st in zip(size, stride))
-            if last >= n_elem:
-                raise TorchLoadError(
-                    f"storage {self.storage.key!r}: tensor view (offset {offset}, size {list(size)}, "
-                    f"stride {list(stride)}) exceeds the storage of {n_elem} elements")
             base = np.frombuffer(blob, dtype=elem, count=n_elem)
             arr = np.lib.stride_tricks.as_strided(
                 base[offset:],
@@ -211,11 +235,13 @@ class _TensorRef:
 
 def _check_int_tuple(value: Any, what: str) -> tuple:
     if not isinstance(value, (tuple, list)):
-        raise TorchLoadError(f"malformed tensor record: {what} is {type(value).__name__}, expected a tuple")
+        raise TorchLoadError(f"malformed tensor record: {what} is {describe(value)}, expected a tuple")
+    if len(value) > 64:
+        raise TorchLoadError(f"malformed tensor record: {what} has {len(value)} dimensions")
     out = []
     for v in value:
-        if type(v) is not int or v < 0:
-            raise TorchLoadError(f"malformed tensor record: {what} contains {v!r}")
+        if type(v) is not int or v < 0 or v > 2 ** 31 - 1:
+            raise TorchLoadError(f"malformed tensor record: {what} contains {describe(v)}")
         out.append(v)
     return tuple(out)
 
@@ -224,7 +250,7 @@ def _make_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, dtyp
     if not isinstance(storage, _Storage):
         raise TorchLoadError("malformed tensor record: first argument is not a storage")
     if type(storage_offset) is not int or storage_offset < 0:
-        raise TorchLoadError(f"malformed tensor record: storage offset {storage_offset!r}")
+        raise TorchLoadError(f"malformed tensor record: storage offset {describe(storage_offset)}")
     size = _check_int_tuple(size, "size")
     stride = _check_int_tuple(stride, "stride")
     if len(size) != len(stride):
@@ -296,14 +322,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _SAFE_GLOBALS[(module, name)]
         except (KeyError, TypeError):
-            raise UnsafePickleError(f"refusing to unpickle {module}.{name}") from None
+            raise UnsafePickleError(f"refusing to unpickle {str(module)[:100]}.{str(name)[:100]}") from None
 
     def persistent_load(self, pid: Any):
         # ('storage', storage_type, key, location, numel)
         if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
                 or not isinstance(pid[1], _DType) or not isinstance(pid[2], str)
                 or type(pid[4]) is not int):
-            raise TorchLoadError(f"malformed persistent id {pid!r:.200}")
+            raise TorchLoadError(f"malformed persistent id ({describe(pid)})")
         storage_type, key = pid[1], pid[2]
         st = self._storages.get(key)
         if st is None:
@@ -311,7 +337,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             self._reader.check_storage_exists(key)
             self._storages[key] = st
         elif st.dtype is not storage_type:
-            raise TorchLoadError(f"storage {key!r} referenced with two different types")
+            raise TorchLoadError(f"storage {describe(key)} referenced with two different types")
         return st
 
 
@@ -323,6 +349,7 @@ class _ZipReader:
     def __init__(self, zf: zipfile.ZipFile, path: str):
         self.zf = zf
         self.path = path
+        self.file_size = zf.fp.seek(0, 2) if zf.fp is not None else 0
         names = zf.namelist()
         pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pkls:
@@ -334,32 +361,122 @@ class _ZipReader:
             raise TorchLoadError(f"{path}: zip archive has several data.pkl records")
         self.root = pkls[0][: -len("data.pkl")]          # "archive/" or ""
         self.members = {info.filename: info for info in zf.infolist()}
+        self.storage_bytes_read = 0
         bo = self.root + "byteorder"
         self.big_endian = False
         if bo in self.members:
-            order = zf.read(bo).decode("ascii", "replace").strip()
+            order = self.read_member(bo, 64).decode("ascii", "replace").strip()
             if order not in ("little", "big"):
-                raise TorchLoadError(f"{path}: unknown byteorder {order!r}")
+                raise TorchLoadError(f"{path}: unknown byteorder {order[:20]!r}")
             self.big_endian = order == "big"
 
+    def read_member(self, name: str, limit: int) -> bytes:
+        """A member's bytes, refusing sizes over `limit` or beyond what its compressed size can
+        hold -- checked before inflating, and again while reading (the header may lie)."""
+        info = self.members[name]
+        if info.file_size > limit:
+            raise TorchLoadError(f"{self.path}: {name} is {info.file_size} bytes, more than the {limit} allowed")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size > self.file_size:
+                raise TorchLoadError(f"{self.path}: {name} claims {info.file_size} bytes, more than the whole file")
+        elif info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1) + 4096:
+            raise TorchLoadError(f"{self.path}: {name}: suspicious compression ratio "
+                                 f"({info.compress_size} bytes inflate to {info.file_size})")
+        with self.zf.open(info) as member:
+            data = member.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise TorchLoadError(f"{self.path}: {name} holds {len(data)} bytes, its header says {info.file_size}")
+        return data
+
     def read_pickle(self) -> bytes:
-        return self.zf.read(self.root + "data.pkl")
+        return self.read_member(self.root + "data.pkl", MAX_PICKLE_BYTES)
 
     def _member(self, key: str) -> str:
-        if not key or "/" in key or "\\" in key or key in (".", ".."):
-            raise TorchLoadError(f"invalid storage key {key!r}")
+        if not key or "/" in key or "\\" in key or key in (".", "..") or len(key) > 256:
+            raise TorchLoadError(f"invalid storage key {describe(key)}")
         return self.root + "data/" + key
 
     def check_storage_exists(self, key: str) -> None:
         if self._member(key) not in self.members:
-            raise TorchLoadError(f"storage record data/{key} is missing from the archive")
+            raise TorchLoadError(f"storage record data/{describe(key)} is missing from the archive")
 
     def read_storage(self, key: str) -> bytes:
-        name = self._member(key)
-        info = self.members[name]
-        if info.compress_type != zipfile.ZIP_STORED and info.file_size > 64 * max(info.compress_size, 1):
-            raise TorchLoadError(f"suspicious compression ratio for {name}")
-        return self.zf.read(name)
+        data = self.read_member(self._member(key), 1 << 40)
+        self.storage_bytes_read += len(data)
+        return data
+
+
+_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
+_HASHABLE_CONTAINERS = {"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"}
+_MARK = object()
+
+
+def check_pickle_bounds(data: bytes) -> None:
+    """Walk the opcodes (never executing them) with an abstract stack, and refuse a pickle whose
+    unpickling would cost more than a state dict can need: too many opcodes, a huge memo index,
+    a deep stack, or a tuple/frozenset whose element tree (counting shared sub-objects each time
+    they are reached, as hashing and comparing do) is huge.  Stack items are that tree size; lists,
+    dicts and everything opaque count 1 (hashing stops at them)."""
+    stack: list = []
+    memo: dict[int, Any] = {}
+    n_ops = 0
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            n_ops += 1
+            if n_ops > MAX_PICKLE_OPS:
+                raise TorchLoadError(f"pickle has more than {MAX_PICKLE_OPS} opcodes")
+            name = op.name
+            if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else arg
+                if type(index) is not int or not 0 <= index <= MAX_MEMO_INDEX:
+                    raise TorchLoadError(f"pickle memo index {describe(index)} is out of range")
+                if not stack or stack[-1] is _MARK:
+                    raise TorchLoadError("corrupt pickle: memo store from an empty stack")
+                memo[index] = stack[-1]
+                continue
+            if name in ("GET", "BINGET", "LONG_BINGET"):
+                if arg not in memo:
+                    raise TorchLoadError(f"corrupt pickle: memo index {describe(arg)} was never stored")
+                stack.append(memo[arg])
+                continue
+            if name == "MARK":
+                stack.append(_MARK)
+            elif name == "DUP":
+                if not stack:
+                    raise TorchLoadError("corrupt pickle: DUP on an empty stack")
+                stack.append(stack[-1])
+            else:
+                before = op.stack_before
+                popped: list = []
+                if pickletools.markobject in before:
+                    while stack and stack[-1] is not _MARK:
+                        popped.append(stack.pop())
+                    if not stack:
+                        raise TorchLoadError(f"corrupt pickle: {name} without a MARK")
+                    stack.pop()
+                    n_more = before.index(pickletools.markobject)
+                else:
+                    n_more = len(before)
+                for _ in range(n_more):
+                    if not stack or stack[-1] is _MARK:
+                        raise TorchLoadError(f"corrupt pickle: {name} on a too short stack")
+                    popped.append(stack.pop())
+                if name in _MUTATORS:
+                    stack.append(popped[-1])                      # the container stays
+                elif name in _HASHABLE_CONTAINERS:
+                    tree = 1 + sum(popped)
+                    if tree > MAX_HASHED_TREE:
+                        raise TorchLoadError(f"pickle builds a {name.lower()} of more than {MAX_HASHED_TREE} "
+                                             "nested elements (shared sub-objects)")
+                    stack.append(tree)
+                else:
+                    stack.extend([1] * len(op.stack_after))
+            if len(stack) > MAX_STACK_DEPTH:
+                raise TorchLoadError(f"pickle stack deeper than {MAX_STACK_DEPTH}")
+    except TorchLoadError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as e:
+        raise TorchLoadError(f"corrupt pickle data: {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def _is_legacy_pickle(head: bytes) -> bool:
@@ -392,37 +509,44 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as zf:
             reader = _ZipReader(zf, path)
-            up = _RestrictedUnpickler(reader.read_pickle(), reader)
+            data = reader.read_pickle()
             try:
-                obj = up.load()
+                check_pickle_bounds(data)
+                obj = _RestrictedUnpickler(data, reader).load()
             except TorchLoadError as e:
                 raise type(e)(f"{path}: {e}") from None
             except RecursionError:
                 raise TorchLoadError(f"{path}: pickle nesting too deep") from None
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
                     IndexError, AttributeError, MemoryError) as e:
-                raise TorchLoadError(f"{path}: corrupt pickle data: {type(e).__name__}: {e}") from None
+                raise TorchLoadError(f"{path}: corrupt pickle data: {type(e).__name__}: {str(e)[:300]}") from None
             if not isinstance(obj, dict):
-                raise TorchLoadError(f"{path}: top-level object is {type(obj).__name__}, expected a state dict")
+                raise TorchLoadError(f"{path}: top-level object is {describe(obj)}, expected a state dict")
             # accept {"state_dict": {...}} / {"model": {...}} wrappers that only hold one dict
             if obj and not any(isinstance(v, _TensorRef) for v in obj.values()):
                 inner = [v for v in obj.values() if isinstance(v, dict)]
                 if len(inner) == 1:
                     obj = inner[0]
             out: dict[str, np.ndarray] = {}
+            out_bytes = 0
             for name, value in obj.items():
                 if not isinstance(name, str):
-                    raise TorchLoadError(f"{path}: state dict key {name!r} is not a string")
+                    raise TorchLoadError(f"{path}: state dict key {describe(name)} is not a string")
                 if isinstance(value, _TensorRef):
                     try:
-                        out[name] = value.to_numpy(reader.big_endian)
+                        arr = value.to_numpy(reader.big_endian)
                     except TorchLoadError as e:
-                        raise TorchLoadError(f"{path}: tensor {name!r}: {e}") from None
+                        raise TorchLoadError(f"{path}: tensor {describe(name)}: {e}") from None
+                    out_bytes += arr.nbytes
+                    if out_bytes > MAX_VIEW_BYTES_PER_STORAGE_BYTE * reader.storage_bytes_read + (1 << 20):
+                        raise TorchLoadError(f"{path}: its tensors view the same storage bytes over and over "
+                                             f"({out_bytes} bytes of tensors from {reader.storage_bytes_read} "
+                                             "stored); refusing")
+                    out[name] = arr
                 # non-tensor entries (e.g. nested metadata) are ignored
             return out
-    except zipfile.BadZipFile as e:
-        raise TorchLoadError(f"{path}: corrupt zip archive: {e}") from None
-    except (zlib.error, EOFError) as e:
-        raise TorchLoadError(f"{path}: corrupt zip archive: {e}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, zlib.error, EOFError,
+            ValueError, OverflowError) as e:
+        raise TorchLoadError(f"{path}: corrupt zip archive: {type(e).__name__}: {str(e)[:300]}") from None
     except OSError as e:
         raise TorchLoadError(f"{path}: read error: {e}") from None
