@@ -25,7 +25,7 @@ public:
                                "checkpoint lacks; Transformers would fill them randomly, we refuse instead");
         if (head_kind_ == TextHead::Base && !has_pooler)
             std::fprintf(stderr, "%s: warning: checkpoint has no pooler weights; pooler_output is omitted\n", program.c_str());
-        file_->validate(text_tensor_table(config_, head_kind_, has_pooler));
+        file_->validate(text_tensor_table(config_, head_kind_, has_pooler, file_->has_tensor(names::kLmDecoderWeight)));
         // Only the base model and multiple choice use the pooler (as in Transformers).
         const bool use_pooler = has_pooler && (head_kind_ == TextHead::Base || head_kind_ == TextHead::MultipleChoice);
         model_ = std::make_unique<TextModel>(file_, config_, use_pooler);

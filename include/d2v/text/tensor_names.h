@@ -29,6 +29,8 @@ inline const std::string kPoolerWeight = "data2vec_text.pooler.dense.weight";
 inline const std::string kPoolerBias = "data2vec_text.pooler.dense.bias";
 inline const std::string kLmDenseWeight = "lm_head.dense.weight", kLmDenseBias = "lm_head.dense.bias";
 inline const std::string kLmNormWeight = "lm_head.layer_norm.weight", kLmNormBias = "lm_head.layer_norm.bias";
+// The decoder weight is tied to the word embeddings: the converter stores the matrix once and writes
+// lm_head.decoder.weight only when it differs (a checkpoint whose decoder Transformers 5 leaves untied).
 inline const std::string kLmDecoderWeight = "lm_head.decoder.weight", kLmDecoderBias = "lm_head.decoder.bias";
 inline const std::string kLmBias = "lm_head.bias";  // tied to lm_head.decoder.bias
 inline const std::string kClassifierDenseWeight = "classifier.dense.weight", kClassifierDenseBias = "classifier.dense.bias";
@@ -53,7 +55,8 @@ inline TransformerLayerNames text_layer_names(int i) {
 }
 
 // has_pooler: whether the checkpoint carries pooler weights (facebook/data2vec-text-base does not).
-inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool has_pooler) {
+// has_decoder_weight: whether an LM head's decoder has its own matrix (else it is the word embeddings).
+inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool has_pooler, bool has_decoder_weight) {
     TensorTable t;
     const int64_t H = c.hidden_size;
     t.add(names::kWordEmbeddings, {c.vocab_size, H});
@@ -78,7 +81,7 @@ inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool ha
             t.add(names::kLmDenseBias, {H});
             t.add(names::kLmNormWeight, {H});
             t.add(names::kLmNormBias, {H});
-            t.add(names::kLmDecoderWeight, {c.vocab_size, H});
+            if (has_decoder_weight) t.add(names::kLmDecoderWeight, {c.vocab_size, H});
             t.add(names::kLmDecoderBias, {c.vocab_size});
             t.allow_unused(names::kLmBias);
             break;

@@ -1,6 +1,7 @@
 // ForMaskedLM and ForCausalLM share the LM head: dense -> exact GELU -> LayerNorm -> decoder to the
-// vocabulary. Masked LM loss: cross-entropy at labelled positions; causal LM loss: next-token
-// cross-entropy (logits at t predict labels at t + 1).
+// vocabulary, whose weight is the word-embedding matrix unless the file stores an untied one.
+// Masked LM loss: cross-entropy at labelled positions; causal LM loss: next-token cross-entropy
+// (logits at t predict labels at t + 1).
 #pragma once
 #include "d2v/text/heads/head.h"
 
@@ -11,7 +12,8 @@ public:
     LanguageModelHead(const ModelFile& file, const TextConfig& c, bool causal)
         : causal_(c.is_decoder || causal),
           dense_(load_linear(file, names::kLmDenseWeight, names::kLmDenseBias, c.hidden_size, c.hidden_size)),
-          decoder_(load_linear(file, names::kLmDecoderWeight, names::kLmDecoderBias, c.vocab_size, c.hidden_size)),
+          decoder_(load_linear(file, file.has_tensor(names::kLmDecoderWeight) ? names::kLmDecoderWeight : names::kWordEmbeddings,
+                               names::kLmDecoderBias, c.vocab_size, c.hidden_size)),
           norm_w_(file.tensor(names::kLmNormWeight)), norm_b_(file.tensor(names::kLmNormBias)), eps_(c.layer_norm_eps) {}
 
     Matrix logits(const Matrix& hidden) const {
