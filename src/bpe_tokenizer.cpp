@@ -21,6 +21,8 @@
 //    side alone and fail if it is too short.
 #include "d2v/text/tokenizer.h"
 
+#include "tokenizer_spec.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -164,25 +166,10 @@ const char* kGpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" D2
 // Join_Control. PCRE2 >= 10.40 knows the binary properties; older ones get plain UCP \w.
 const char* kWordChar = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]";
 
-std::string token_name(const Json& config, const char* key, const char* fallback) {
-    if (config.is_object() && config.contains(key)) {
-        const Json& v = config[key];
-        if (v.is_string()) return v.get<std::string>();
-        if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-        if (v.is_null()) return "";
-    }
-    return fallback;
-}
-
-template <class T>
-T json_value(const Json& j, const char* key, const T& fallback) {
-    if (j.is_object() && j.contains(key) && !j[key].is_null()) return j[key].get<T>();
-    return fallback;
-}
-
 struct Tok {
     int64_t id;
-    int64_t start, end;  // bytes into the sanitised text
+    int64_t start, end;   // bytes into the sanitised text
+    int32_t lead, trail;  // characters of leading / trailing space the token carries (trim_offsets drops them)
 };
 
 }  // namespace
@@ -272,7 +259,8 @@ struct BpeTokenizer::Impl {
     std::array<bool, 256> added_first_byte{};
     int64_t bos = -1, eos = -1, pad = -1, unk = -1, mask = -1, cls = -1, sep = -1;
     int64_t model_unk = -1;  // BPE's own unk_token (none in RoBERTa: unknown bytes are dropped)
-    bool trim_offsets = true, ignore_merges = false, use_regex = true;
+    bool ignore_merges = false, use_regex = true, add_prefix_space = false;
+    PostProcessorSpec post;
     std::unique_ptr<Regex> pattern, word_char;
 
     static uint64_t key(int64_t a, int64_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
@@ -380,8 +368,8 @@ struct BpeTokenizer::Impl {
     // ---- pre-tokenizer ----------------------------------------------------------------------
 
     void pre_tokenize(const std::string& text, size_t ps, size_t pe, MatchData& m,
-                      std::vector<std::pair<size_t, size_t>>& out) const {
-        if (!use_regex) {
+                      std::vector<std::pair<size_t, size_t>>& out, bool whole = false) const {
+        if (!use_regex || whole) {
             if (ps < pe) out.emplace_back(ps, pe);
             return;
         }
@@ -410,11 +398,13 @@ struct BpeTokenizer::Impl {
 
     // ---- BPE --------------------------------------------------------------------------------
 
-    void bpe(const std::string& text, size_t ws, size_t we, std::vector<Tok>& out) const {
+    // BPE of the word `word`[ws, we); a token's [start, end) are positions in `word`.
+    void bpe(const std::string& word, size_t ws, size_t we, std::vector<Tok>& out) const {
+        const std::string& text = word;
         if (ignore_merges) {
             auto it = bytes_to_id.find(text.substr(ws, we - ws));
             if (it != bytes_to_id.end()) {
-                out.push_back({it->second, int64_t(ws), int64_t(we)});
+                out.push_back({it->second, int64_t(ws), int64_t(we), 0, 0});
                 return;
             }
         }
@@ -469,7 +459,7 @@ struct BpeTokenizer::Impl {
             }
         }
         for (int i = 0; i >= 0; i = sym[size_t(i)].next)
-            out.push_back({sym[size_t(i)].id, int64_t(sym[size_t(i)].start), int64_t(sym[size_t(i)].end)});
+            out.push_back({sym[size_t(i)].id, int64_t(sym[size_t(i)].start), int64_t(sym[size_t(i)].end), 0, 0});
     }
 
     // ---- one sequence -----------------------------------------------------------------------
@@ -478,99 +468,83 @@ struct BpeTokenizer::Impl {
         std::vector<Tok> toks;
         MatchData m(*pattern);
         std::vector<std::pair<size_t, size_t>> words;
+        std::string prefixed;
         for (const Piece& p : split_all_added(text)) {
-            if (p.added >= 0) {
-                int64_t s = int64_t(p.start), e = int64_t(p.end);
-                if (trim_offsets) {  // the token's text is the matched text, stripped spaces included
-                    int64_t lead = 0, trail = 0;
-                    size_t i = p.start;
-                    while (i < p.end) {
-                        size_t n;
-                        const uint32_t cp = decode_at(text, i, &n);
-                        if (!(is_white_space(cp) || cp == 0x120)) break;
-                        lead += int64_t(n);
-                        i += n;
-                    }
-                    size_t j = p.end;
-                    while (j > p.start) {
-                        const size_t q = prev_char_start(text, j);
-                        const uint32_t cp = decode_at(text, q);
-                        if (!(is_white_space(cp) || cp == 0x120)) break;
-                        trail += int64_t(j - q);
-                        j = q;
-                    }
-                    trim(s, e, lead, trail);
-                }
-                toks.push_back({added[size_t(p.added)].id, s, e});
+            if (p.added >= 0) {  // the token's text is the matched text, stripped spaces included
+                Tok t{added[size_t(p.added)].id, int64_t(p.start), int64_t(p.end), 0, 0};
+                size_t i = p.start;
+                for (size_t n; i < p.end && is_trimmed_space(decode_at(text, i, &n)); i += n) ++t.lead;
+                for (size_t j = p.end; j > p.start && is_trimmed_space(decode_at(text, prev_char_start(text, j)));
+                     j = prev_char_start(text, j))
+                    ++t.trail;
+                toks.push_back(t);
                 continue;
             }
+            if (p.start == p.end) continue;
+            // add_prefix_space: the piece is cut and BPE'd as " " + piece, the space standing at the
+            // piece's first character (`tokenizers` aligns a prepended character with the next one).
+            const bool prefix = add_prefix_space && text[p.start] != ' ';
+            if (prefix) prefixed = " " + text.substr(p.start, p.end - p.start);
+            const std::string& word = prefix ? prefixed : text;
+            const size_t base = p.start;
             words.clear();
-            pre_tokenize(text, p.start, p.end, m, words);
+            pre_tokenize(word, prefix ? 0 : p.start, prefix ? prefixed.size() : p.end, m, words);
             for (const auto& w : words) {
                 const size_t first = toks.size();
-                bpe(text, w.first, w.second, toks);
+                bpe(word, w.first, w.second, toks);
                 for (size_t k = first; k < toks.size(); ++k) {
                     Tok& t = toks[k];
-                    // leading / trailing spaces of the token's own bytes (before widening)
-                    int64_t lead = 0, trail = 0;
-                    while (t.start + lead < t.end && text[size_t(t.start + lead)] == ' ') ++lead;
-                    while (t.end - trail > t.start && text[size_t(t.end - 1 - trail)] == ' ') ++trail;
+                    // spaces of the token's own bytes ('Ġ' is the only byte-level character that is one)
+                    while (t.start + t.lead < t.end && word[size_t(t.start + t.lead)] == ' ') ++t.lead;
+                    while (t.end - t.trail > t.start && word[size_t(t.end - 1 - t.trail)] == ' ') ++t.trail;
+                    if (prefix) {
+                        t.start = t.start == 0 ? int64_t(base) : int64_t(base) + t.start - 1;
+                        t.end = std::max(int64_t(base) + t.end - 1, t.start + 1);
+                    }
                     // widen to whole characters
                     size_t s = size_t(t.start), e = size_t(t.end);
                     while (s > 0 && (static_cast<unsigned char>(text[s]) & 0xC0) == 0x80) --s;
                     while (e < text.size() && (static_cast<unsigned char>(text[e]) & 0xC0) == 0x80) ++e;
                     t.start = int64_t(s);
                     t.end = int64_t(e);
-                    if (trim_offsets) trim(t.start, t.end, lead, trail);
                 }
             }
         }
         return toks;
     }
 
-    // `tokenizers`' process_offsets (lengths already in bytes; spaces are whole characters)
-    static void trim(int64_t& s, int64_t& e, int64_t lead, int64_t trail) {
-        if (lead > 0) s = std::min(s + lead, e);
-        if (trail > 0 && e >= trail) e = std::max(e - trail, s);
+    static bool is_trimmed_space(uint32_t cp) { return is_white_space(cp) || cp == 0x120; }
+
+    // `tokenizers`' process_offsets on one sequence's tokens: drop the leading / trailing spaces
+    // (counted in characters) from the offsets, except the single space add_prefix_space put
+    // before the sequence's first token.
+    void trim_offsets(const std::string& text, std::vector<Tok>& toks) const {
+        for (size_t k = 0; k < toks.size(); ++k) {
+            Tok& t = toks[k];
+            int32_t lead = t.lead;
+            if (lead == 1 && post.keep_first_prefix_space && (k == 0 || t.start == 0)) lead = 0;
+            int64_t s = t.start, e = t.end;
+            for (int32_t i = 0; i < lead && s < e; ++i) s += int64_t(utf8_len(static_cast<unsigned char>(text[size_t(s)])));
+            s = std::min(s, e);
+            for (int32_t i = 0; i < t.trail && e > s; ++i) e = int64_t(prev_char_start(text, size_t(e)));
+            t.start = s;
+            t.end = std::max(e, s);
+        }
     }
 };
 
 // --------------------------------------------------------------------------------- construction
 
-BpeTokenizer::BpeTokenizer(const Json& vocab_in, const std::string& merges_txt, const Json& tokenizer_json,
+BpeTokenizer::BpeTokenizer(const Json& vocab, const std::string& merges_txt, const Json& tokenizer_json,
                            const Json& tokenizer_config) {
+    TokenizerSpec spec = read_tokenizer_spec(vocab, merges_txt, tokenizer_json, tokenizer_config);
     auto impl = std::make_shared<Impl>();
     Impl& t = *impl;
-    const Json empty_object = Json::object();
-    const Json& tj = tokenizer_json.is_object() ? tokenizer_json : empty_object;
-    const Json& cfg = tokenizer_config.is_object() ? tokenizer_config : empty_object;
-    const Json& model = tj.contains("model") && tj["model"].is_object() ? tj["model"] : empty_object;
-
-    if (model.contains("type") && model["type"].is_string() && model["type"] != "BPE")
-        throw Error("tokenizer: tokenizer.json model type " + model["type"].get<std::string>() + " is not BPE");
-    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
-        if (!json_value<std::string>(model, k, "").empty())
-            throw Error(std::string("tokenizer: BPE ") + k + " is not supported (not a byte-level BPE)");
-    if (json_value<bool>(model, "byte_fallback", false)) throw Error("tokenizer: BPE byte_fallback is not supported");
-    if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0)
-        throw Error("tokenizer: BPE dropout is not supported at inference");
-    t.ignore_merges = json_value<bool>(model, "ignore_merges", false);
-
-    // vocab: vocab.json, else tokenizer.json's model.vocab
-    const Json* vocab = &vocab_in;
-    if (!vocab->is_object() || vocab->empty()) {
-        if (model.contains("vocab") && model["vocab"].is_object())
-            vocab = &model["vocab"];
-        else
-            throw Error("tokenizer: no vocabulary (vocab.json or tokenizer.json model.vocab)");
-    }
+    t.token_to_id = std::move(spec.token_to_id);
     std::string bytes;
-    for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-        if (!it.value().is_number_integer()) throw Error("tokenizer: vocab entry '" + it.key() + "' has no integer id");
-        const int64_t id = it.value().get<int64_t>();
-        const bool plain = byte_level_to_bytes(it.key(), bytes);
-        t.set_token(id, it.key(), plain ? bytes : it.key());
-        t.token_to_id[it.key()] = id;
+    for (const auto& [token, id] : spec.vocab) {
+        const bool plain = byte_level_to_bytes(token, bytes);
+        t.set_token(id, token, plain ? bytes : token);
         if (plain) t.bytes_to_id.emplace(bytes, id);
     }
     const auto& bl = byte_level();
@@ -579,148 +553,31 @@ BpeTokenizer::BpeTokenizer(const Json& vocab_in, const std::string& merges_txt, 
         append_utf8(ch, bl.to_cp[size_t(b)]);
         t.byte_id[size_t(b)] = t.find(ch);
     }
-    if (model.contains("unk_token") && model["unk_token"].is_string()) t.model_unk = t.find(model["unk_token"].get<std::string>());
-
-    // merges: merges.txt, else tokenizer.json's model.merges
-    std::vector<std::pair<std::string, std::string>> merge_list;
-    auto split_merge = [&](const std::string& line, size_t lineno) {
-        const size_t sp = line.find(' ');
-        if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
-            throw Error("tokenizer: merges line " + std::to_string(lineno) + " is not 'a b': '" + line + "'");
-        merge_list.emplace_back(line.substr(0, sp), line.substr(sp + 1));
-    };
-    if (!merges_txt.empty()) {
-        size_t pos = 0, lineno = 0;
-        while (pos < merges_txt.size()) {
-            size_t nl = merges_txt.find('\n', pos);
-            if (nl == std::string::npos) nl = merges_txt.size();
-            std::string line = merges_txt.substr(pos, nl - pos);
-            pos = nl + 1;
-            ++lineno;
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (line.empty() || line.rfind("#version", 0) == 0) continue;
-            split_merge(line, lineno);
-        }
-    } else if (model.contains("merges") && model["merges"].is_array()) {
-        size_t lineno = 0;
-        for (const Json& m : model["merges"]) {
-            ++lineno;
-            if (m.is_string())
-                split_merge(m.get<std::string>(), lineno);
-            else if (m.is_array() && m.size() == 2)
-                merge_list.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-            else
-                throw Error("tokenizer: tokenizer.json merge " + std::to_string(lineno) + " is malformed");
-        }
-    } else {
-        throw Error("tokenizer: no merges (merges.txt or tokenizer.json model.merges)");
+    if (!spec.model_unk.empty()) t.model_unk = t.find(spec.model_unk);
+    for (size_t r = 0; r < spec.merges.size(); ++r) {
+        const auto& [a, b] = spec.merges[r];
+        t.merges[Impl::key(t.find(a), t.find(b))] = {int32_t(r), int32_t(t.find(a + b))};  // a repeated merge keeps its last rank
     }
-    for (size_t r = 0; r < merge_list.size(); ++r) {
-        const auto& [a, b] = merge_list[r];
-        const int64_t ia = t.find(a), ib = t.find(b), ic = t.find(a + b);
-        if (ia < 0 || ib < 0) throw Error("tokenizer: merge '" + a + " " + b + "' uses a token missing from the vocabulary");
-        if (ic < 0) throw Error("tokenizer: merge '" + a + " " + b + "' makes a token missing from the vocabulary");
-        t.merges[Impl::key(ia, ib)] = {int32_t(r), int32_t(ic)};  // a repeated merge keeps its last rank
-    }
-
-    // pre-tokenizer / post-processor settings (RobertaTokenizer: ByteLevel + RobertaProcessing)
-    const Json& pre = tj.contains("pre_tokenizer") && tj["pre_tokenizer"].is_object() ? tj["pre_tokenizer"] : empty_object;
-    const Json& post = tj.contains("post_processor") && tj["post_processor"].is_object() ? tj["post_processor"] : empty_object;
-    const bool add_prefix_space =
-        json_value<bool>(cfg, "add_prefix_space", json_value<bool>(pre, "add_prefix_space", false));
-    if (add_prefix_space) throw Error("tokenizer: add_prefix_space=true is not supported (RoBERTa uses false)");
-    t.use_regex = json_value<bool>(pre, "use_regex", true);
-    t.trim_offsets = json_value<bool>(cfg, "trim_offsets", json_value<bool>(post, "trim_offsets", true));
-
-    // special tokens
-    const std::string bos = token_name(cfg, "bos_token", "<s>"), eos = token_name(cfg, "eos_token", "</s>"),
-                      pad = token_name(cfg, "pad_token", "<pad>"), unk = token_name(cfg, "unk_token", "<unk>"),
-                      mask = token_name(cfg, "mask_token", "<mask>"), cls = token_name(cfg, "cls_token", "<s>"),
-                      sep = token_name(cfg, "sep_token", "</s>");
-
-    // added tokens: tokenizer.json's list, then tokenizer_config's added_tokens_decoder (whose flags
-    // win for the same content), then any named special token still missing (<mask> lstrip=True as
-    // RoBERTa's). The post-processor uses cls_token / sep_token by name, as RobertaTokenizer does.
-    std::vector<AddedToken> added;
-    auto parse_added = [](const Json& j, int64_t id) {
-        AddedToken a;
-        a.id = id;
-        if (!j.is_object() || !j.contains("content") || !j["content"].is_string())
-            throw Error("tokenizer: an added token has no content: " + j.dump());
-        a.content = j["content"].get<std::string>();
-        a.single_word = json_value<bool>(j, "single_word", false);
-        a.lstrip = json_value<bool>(j, "lstrip", false);
-        a.rstrip = json_value<bool>(j, "rstrip", false);
-        a.normalized = json_value<bool>(j, "normalized", true);
-        a.special = json_value<bool>(j, "special", false);
-        return a;
-    };
-    auto put = [&](AddedToken a) {
-        for (auto& x : added)
-            if (x.content == a.content) {
-                x = std::move(a);
-                return;
-            }
-        added.push_back(std::move(a));
-    };
-    if (tj.contains("added_tokens") && tj["added_tokens"].is_array())
-        for (const Json& j : tj["added_tokens"]) put(parse_added(j, -1));
-    if (cfg.contains("added_tokens_decoder") && cfg["added_tokens_decoder"].is_object())
-        for (auto it = cfg["added_tokens_decoder"].begin(); it != cfg["added_tokens_decoder"].end(); ++it)
-            put(parse_added(it.value(), -1));
-    std::vector<std::string> named = {bos, eos, unk, sep, pad, cls, mask};
-    if (cfg.contains("additional_special_tokens") && cfg["additional_special_tokens"].is_array())
-        for (const Json& j : cfg["additional_special_tokens"])
-            named.push_back(j.is_string() ? j.get<std::string>() : j.value("content", std::string()));
-    for (const std::string& name : named) {
-        if (name.empty()) continue;
-        bool have = false;
-        for (const auto& x : added) have = have || x.content == name;
-        if (have) continue;
-        AddedToken a;
-        a.content = name;
-        a.special = true;
-        if (name == mask) {
-            a.lstrip = true;
-            const Json& mj = cfg.contains("mask_token") ? cfg["mask_token"] : empty_object;
-            if (mj.is_object()) {
-                a.lstrip = json_value<bool>(mj, "lstrip", true);
-                a.rstrip = json_value<bool>(mj, "rstrip", false);
-                a.single_word = json_value<bool>(mj, "single_word", false);
-                a.normalized = json_value<bool>(mj, "normalized", true);
-            }
-        }
-        added.push_back(std::move(a));
-    }
-    // Ids as `tokenizers` gives them when it adds the tokens in order: the id the content already
-    // has (vocabulary or an earlier added token), else the next free id after the vocabulary. The
-    // ids written in tokenizer.json are not used (`tokenizers` only warns when they differ).
-    const int64_t model_size = int64_t(vocab->size());
-    int64_t max_added = -1;
-    for (auto& a : added) {
-        if (a.content.empty()) continue;
-        a.id = t.find(a.content);
-        if (a.id < 0)
-            a.id = max_added < 0 ? model_size : (max_added >= model_size || model_size == 0) ? max_added + 1 : model_size;
-        max_added = std::max(max_added, a.id);
+    for (const AddedToken& a : spec.added) {
         t.set_token(a.id, a.content, a.content);
         std::string raw;
         if (byte_level_to_bytes(a.content, raw)) t.id_bytes[size_t(a.id)] = raw;  // decoded like any token
-        t.token_to_id[a.content] = a.id;
         t.id_special[size_t(a.id)] = a.special;
         t.added_first_byte[static_cast<unsigned char>(a.content[0])] = true;
         (a.normalized ? t.added_norm : t.added_raw).push_back(t.added.size());
         t.added.push_back(a);
     }
-
-    t.bos = t.find(bos);
-    t.eos = t.find(eos);
-    t.pad = t.find(pad);
-    t.unk = t.find(unk);
-    t.mask = t.find(mask);
-    t.cls = t.find(cls);
-    t.sep = t.find(sep);
-    if (t.cls < 0 || t.sep < 0) throw Error("tokenizer: the cls / sep tokens ('" + cls + "', '" + sep + "') are not in the vocabulary");
+    t.ignore_merges = spec.ignore_merges;
+    t.use_regex = spec.use_regex;
+    t.add_prefix_space = spec.add_prefix_space;
+    t.post = std::move(spec.post);
+    t.bos = spec.bos;
+    t.eos = spec.eos;
+    t.pad = spec.pad;
+    t.unk = spec.unk;
+    t.mask = spec.mask;
+    t.cls = spec.cls;
+    t.sep = spec.sep;
 
     t.pattern = std::make_unique<Regex>(kGpt2Pattern, PCRE2_UTF | PCRE2_UCP);
     try {
@@ -777,11 +634,15 @@ bool truncate(std::vector<Tok>& a, std::vector<Tok>* b, int64_t max_len, const s
 
 }  // namespace
 
-static Encoding build(const BpeTokenizer::Impl& t, std::vector<Tok> a, std::vector<Tok>* b, const EncodeOptions& o) {
+// Truncation, offset trimming and the post-processor's template, in `tokenizers`' order.
+static Encoding build(const BpeTokenizer::Impl& t, std::vector<Tok> a, const std::string& text_a, std::vector<Tok>* b,
+                      const std::string& text_b, const EncodeOptions& o) {
     const std::string& strat = o.truncation;
     if (strat != "longest_first" && strat != "only_first" && strat != "only_second" && strat != "none")
         throw Error("tokenizer: unknown truncation '" + strat + "' (longest_first, only_first, only_second, none)");
-    const int64_t n_special = o.add_special_tokens ? (b ? 4 : 2) : 0;
+    const auto& templ = b ? t.post.pair : t.post.single;
+    const int64_t n_special =
+        o.add_special_tokens ? int64_t(std::count_if(templ.begin(), templ.end(), [](const auto& i) { return i.sequence < 0; })) : 0;
     bool truncated = false;
     if (o.max_length > 0) {
         const int64_t total = int64_t(a.size() + (b ? b->size() : 0)) + n_special;
@@ -793,40 +654,45 @@ static Encoding build(const BpeTokenizer::Impl& t, std::vector<Tok> a, std::vect
             truncated = truncate(a, b, o.max_length - n_special, strat);
         }
     }
+    if (t.post.trim_offsets) {
+        t.trim_offsets(text_a, a);
+        if (b) t.trim_offsets(text_b, *b);
+    }
     Encoding e;
     e.truncated = truncated;
-    auto special = [&](int64_t id) {
+    auto put = [&](int64_t id, std::pair<int64_t, int64_t> offsets, int sequence, int64_t type_id) {
         e.input_ids.push_back(id);
-        e.offsets.emplace_back(0, 0);
-        e.sequence_ids.push_back(-1);
+        e.offsets.push_back(offsets);
+        e.sequence_ids.push_back(sequence);
+        e.token_type_ids.push_back(type_id);
     };
-    auto seq = [&](const std::vector<Tok>& toks, int sid) {
-        for (const Tok& k : toks) {
-            e.input_ids.push_back(k.id);
-            e.offsets.emplace_back(k.start, k.end);
-            e.sequence_ids.push_back(sid);
+    auto put_sequence = [&](int sequence, int64_t type_id) {
+        for (const Tok& k : sequence == 0 ? a : *b) put(k.id, {k.start, k.end}, sequence, type_id);
+    };
+    if (o.add_special_tokens) {
+        for (const auto& item : templ) {
+            if (item.sequence < 0)
+                put(item.special_id, {0, 0}, -1, item.type_id);
+            else
+                put_sequence(item.sequence, item.type_id);
         }
-    };
-    if (o.add_special_tokens) special(t.cls);
-    seq(a, 0);
-    if (o.add_special_tokens) special(t.sep);
-    if (b) {
-        if (o.add_special_tokens) special(t.sep);
-        seq(*b, 1);
-        if (o.add_special_tokens) special(t.sep);
+    } else {
+        put_sequence(0, 0);
+        if (b) put_sequence(1, t.post.second_type_id);
     }
     e.attention_mask.assign(e.input_ids.size(), 1);
-    e.token_type_ids.assign(e.input_ids.size(), 0);
     return e;
 }
 
 Encoding BpeTokenizer::encode(const std::string& text, const EncodeOptions& o) const {
-    return build(*impl_, impl_->tokenize(sanitize_utf8(text)), nullptr, o);
+    const std::string clean = sanitize_utf8(text);
+    return build(*impl_, impl_->tokenize(clean), clean, nullptr, "", o);
 }
 
 Encoding BpeTokenizer::encode_pair(const std::string& first, const std::string& second, const EncodeOptions& o) const {
-    std::vector<Tok> b = impl_->tokenize(sanitize_utf8(second));
-    return build(*impl_, impl_->tokenize(sanitize_utf8(first)), &b, o);
+    const std::string clean_a = sanitize_utf8(first), clean_b = sanitize_utf8(second);
+    std::vector<Tok> b = impl_->tokenize(clean_b);
+    return build(*impl_, impl_->tokenize(clean_a), clean_a, &b, clean_b, o);
 }
 
 std::string BpeTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {

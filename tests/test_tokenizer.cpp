@@ -1,7 +1,10 @@
 // RoBERTa byte-level BPE against Transformers' RobertaTokenizerFast: ids, attention masks and
 // offsets on every case of tests/fixtures/text/tokenizer_cases.jsonl (made by
-// weights_tools/make_tokenizer_fixtures.py with a small BPE trained on wiki_00), plus invalid UTF-8,
-// decoding, truncation errors, padding and speed.
+// weights_tools/make_tokenizer_fixtures.py with a small BPE trained on wiki_00), for a tokenizer
+// built from all the checkpoint's files, from tokenizer.json alone (what Transformers 5 saves) and
+// from vocab.json + merges.txt alone; the other tokenizer.json pipelines against `tokenizers`;
+// refusals of what we do not implement; bounds on hostile files; invalid UTF-8, decoding,
+// truncation errors, padding and speed.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -59,6 +62,7 @@ struct Case {
     std::string source, text, pair;
     bool has_pair = false;
     EncodeOptions opt;
+    bool needs_tokenizer_json = false;  // extra added tokens or another pipeline: tokenizer.json says which
 };
 
 std::vector<Case> load_cases() {
@@ -76,6 +80,8 @@ std::vector<Case> load_cases() {
             c.opt.max_length = c.j["max_length"].get<int64_t>();
             c.opt.truncation = c.j["truncation"].get<std::string>();
         }
+        c.opt.add_special_tokens = c.j.value("add_special_tokens", true);
+        c.needs_tokenizer_json = c.j.contains("extra_added_tokens") || c.j.contains("tokenizer_json_patch");
         cases.push_back(std::move(c));
     }
     return cases;
@@ -131,7 +137,9 @@ std::string compare_case(const BpeTokenizer& tok, const Case& c) {
         got_off.emplace_back(idx[s][size_t(b0)], idx[s][size_t(b1)]);
     }
     if (got_off != want_off) return "offsets " + show(got_off) + "\n    expected " + show(want_off);
-    if (e.token_type_ids != std::vector<int64_t>(ids.size(), 0)) return "token_type_ids not all 0";
+    const auto types = j.contains("token_type_ids") ? j["token_type_ids"].get<std::vector<int64_t>>()
+                                                    : std::vector<int64_t>(ids.size(), 0);  // RoBERTa's
+    if (e.token_type_ids != types) return "token_type_ids " + show(e.token_type_ids) + " expected " + show(types);
     if (j.contains("pretokens")) {
         std::vector<std::pair<int64_t, int64_t>> want, got;
         for (const Json& o : j["pretokens"]) want.emplace_back(o[0].get<int64_t>(), o[1].get<int64_t>());
@@ -147,43 +155,74 @@ std::string compare_case(const BpeTokenizer& tok, const Case& c) {
 
 }  // namespace
 
-// The fixture tokenizer plus extra added tokens (single_word, rstrip, normalized=false, ...).
-std::unique_ptr<BpeTokenizer> with_extra_added(const Json& extra) {
-    Json tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
-    for (const Json& a : extra) tj["added_tokens"].push_back(a);
-    return std::make_unique<BpeTokenizer>(Json::parse(read_bytes(tok_dir() + "/vocab.json")),
-                                          read_bytes(tok_dir() + "/merges.txt"), tj,
-                                          Json::parse(read_bytes(tok_dir() + "/tokenizer_config.json")));
-}
+// Which of the checkpoint's files a tokenizer is built from.
+enum class Files { All, TokenizerJsonAlone, VocabAndMergesAlone };
 
-TEST(Tokenizer, MatchesTransformersOnEveryCase) {
+// The tokenizer a case asks for: the fixture's, or its tokenizer.json with extra added tokens
+// (single_word, rstrip, normalized=false, ...) or other pipeline components (then from that
+// tokenizer.json alone, as `tokenizers` loads it).
+class TokenizerFor {
+public:
+    explicit TokenizerFor(Files files) : files_(files) {}
+    const BpeTokenizer& operator()(const Case& c) {
+        static const Json base = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+        const Json extra = c.j.value("extra_added_tokens", Json()), patch = c.j.value("tokenizer_json_patch", Json());
+        const Files files = patch.is_null() ? files_ : Files::TokenizerJsonAlone;
+        const std::string key = extra.dump() + patch.dump() + char('0' + int(files));
+        if (!tok_ || key != key_) {
+            Json tj = base;
+            for (const Json& a : extra.is_array() ? extra : Json::array()) tj["added_tokens"].push_back(a);
+            if (!patch.is_null()) tj.update(patch);
+            tok_ = std::make_unique<BpeTokenizer>(
+                files == Files::TokenizerJsonAlone ? Json() : Json::parse(read_bytes(tok_dir() + "/vocab.json")),
+                files == Files::TokenizerJsonAlone ? "" : read_bytes(tok_dir() + "/merges.txt"),
+                files == Files::VocabAndMergesAlone ? Json() : tj,
+                files == Files::All ? Json::parse(read_bytes(tok_dir() + "/tokenizer_config.json")) : Json());
+            key_ = key;
+        }
+        return *tok_;
+    }
+
+private:
+    Files files_;
+    std::string key_;
+    std::unique_ptr<BpeTokenizer> tok_;
+};
+
+void expect_every_case_matches(Files files, const char* name) {
     const auto cases = load_cases();
-    std::unique_ptr<BpeTokenizer> extra_tok;
-    Json extra_of;
-    ASSERT_GT(cases.size(), 1000u);
+    ASSERT_GT(cases.size(), 2500u);
+    TokenizerFor tokenizer_for(files);
     std::map<std::string, std::pair<int, int>> per_source;  // cases, mismatches
-    int mismatches = 0;
+    int mismatches = 0, compared = 0;
     std::string first_few;
     for (const Case& c : cases) {
-        const BpeTokenizer* tok = &tokenizer();
-        if (c.j.contains("extra_added_tokens")) {
-            if (!extra_tok || extra_of != c.j["extra_added_tokens"]) {
-                extra_of = c.j["extra_added_tokens"];
-                extra_tok = with_extra_added(extra_of);
-            }
-            tok = extra_tok.get();
-        }
-        const std::string why = compare_case(*tok, c);
+        if (files == Files::VocabAndMergesAlone && c.needs_tokenizer_json) continue;
+        ++compared;
+        const std::string why = compare_case(tokenizer_for(c), c);
         auto& ps = per_source[source_group(c.source)];
         ++ps.first;
         if (why.empty()) continue;
         ++ps.second;
         if (++mismatches <= 5) first_few += "  " + c.source + " " + Json(c.j["text"]).dump() + ": " + why + "\n";
     }
-    std::cout << "[tokenizer] " << cases.size() << " cases;";
+    std::cout << "[tokenizer] from " << name << ": " << compared << " cases;";
     for (const auto& [src, n] : per_source) std::cout << " " << src << "=" << n.first;
     std::cout << "\n[tokenizer] mismatches: " << mismatches << "\n" << first_few;
+    EXPECT_GT(compared, 1250);
     EXPECT_EQ(mismatches, 0) << first_few;
+}
+
+TEST(Tokenizer, MatchesTransformersOnEveryCase) { expect_every_case_matches(Files::All, "all files"); }
+
+// What RobertaTokenizerFast.save_pretrained writes in Transformers 5: tokenizer.json (+ config).
+TEST(Tokenizer, MatchesTransformersFromTokenizerJsonAlone) {
+    expect_every_case_matches(Files::TokenizerJsonAlone, "tokenizer.json alone");
+}
+
+// What GPT-2 / RoBERTa checkpoints of Transformers 4 carry (every case without extra added tokens).
+TEST(Tokenizer, MatchesTransformersFromVocabAndMergesAlone) {
+    expect_every_case_matches(Files::VocabAndMergesAlone, "vocab.json + merges.txt alone");
 }
 
 TEST(Tokenizer, SpecialTokens) {

@@ -30,7 +30,11 @@ What it writes:
       (raw byte strings), roberta_vocab (the llama.cpp RoBERTa vocab test inputs), extra
       (hand-written edge cases), added_flags (extra added tokens with single_word / rstrip /
       normalized=False / overlapping contents, listed in each case's "extra_added_tokens", checked
-      against the `tokenizers` backend).
+      against the `tokenizers` backend), pipeline (the other pipelines a tokenizer.json can describe:
+      add_prefix_space, untrimmed offsets, TemplateProcessing with type ids, Sequence, ByteLevel or no
+      post-processor, no regex; each case's "tokenizer_json_patch" replaces top-level entries of
+      tokenizer.json, the reference is `tokenizers` on the patched file, and token_type_ids and
+      add_special_tokens are recorded).
 
 Everything is deterministic: the trainer runs on one fixed file and the cases are listed in
 file order.
@@ -322,6 +326,7 @@ def make_cases():
             key = c["source"].split(":")[0]
             n_by_source[key] = n_by_source.get(key, 0) + 1
         n_by_source["added_flags"] = write_added_flag_cases(out)
+        n_by_source["pipeline"] = write_pipeline_cases(out, cases)
     print(f"wrote {CASES}: {sum(n_by_source.values())} cases", json.dumps(n_by_source))
 
 
@@ -365,6 +370,76 @@ def write_added_flag_cases(out):
             }
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
+    return n
+
+
+# Other pipelines a tokenizer.json can describe (RoBERTa's own is the one above): each case carries
+# "tokenizer_json_patch", top-level entries that replace the fixture tokenizer.json's, and the
+# reference is the `tokenizers` backend loaded from the patched file. The C++ test builds its
+# tokenizer from that patched tokenizer.json alone.
+def _roberta_post(trim_offsets, add_prefix_space):
+    return {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": trim_offsets,
+            "add_prefix_space": add_prefix_space}
+
+
+def _byte_level(add_prefix_space, trim_offsets=True):
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": trim_offsets, "use_regex": True}
+
+
+_TEMPLATE = {
+    "type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+               {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+    "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+             {"SpecialToken": {"id": "</s>", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+             {"SpecialToken": {"id": "</s>", "type_id": 1}}],
+    "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
+                       "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}},
+}
+
+PIPELINES = {
+    "prefix_space": {"pre_tokenizer": _byte_level(True), "post_processor": _roberta_post(True, True)},
+    "prefix_space_untrimmed": {"pre_tokenizer": _byte_level(True), "post_processor": _roberta_post(False, True)},
+    "untrimmed": {"post_processor": _roberta_post(False, False)},
+    "template": {"post_processor": _TEMPLATE},
+    "sequence_post": {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [_byte_level(True)]},
+                      "post_processor": {"type": "Sequence", "processors": [_byte_level(True), _TEMPLATE]}},
+    "byte_level_post": {"post_processor": _byte_level(False)},
+    "no_post": {"post_processor": None},
+    "no_regex": {"pre_tokenizer": dict(_byte_level(False), use_regex=False)},
+}
+
+
+def write_pipeline_cases(out, cases):
+    from tokenizers import Tokenizer
+    with open(os.path.join(TOK_DIR, "tokenizer.json"), encoding="utf-8") as f:
+        base = json.load(f)
+    picked = [c for c in cases if c["source"].split(":")[0] in ("mask", "extra", "invalid_utf8")]
+    picked += [c for c in cases if c["source"].startswith("mrpc:") and int(c["source"].split(":")[1]) <= 3]
+    picked += [c for c in cases if c["source"].startswith("blns:") and int(c["source"].split(":")[1]) <= 20]
+    n = 0
+    for name, patch in PIPELINES.items():
+        tok = Tokenizer.from_str(json.dumps(dict(base, **patch)))
+        for c in picked:
+            for add_special in ((True, False) if c["pair"] is not None and c["max_length"] is None else (True,)):
+                if c["max_length"] is not None:
+                    tok.enable_truncation(c["max_length"], strategy=c["truncation"])
+                else:
+                    tok.no_truncation()
+                rec = {"source": f"pipeline:{name}:{c['source']}" + ("" if add_special else ":plain"),
+                       "text": c["text"], "pair": c["pair"], "max_length": c["max_length"],
+                       "truncation": c["truncation"], "add_special_tokens": add_special,
+                       "tokenizer_json_patch": patch}
+                try:
+                    enc = tok.encode(c["text"], c["pair"], add_special_tokens=add_special)
+                    rec.update(input_ids=enc.ids, attention_mask=enc.attention_mask, token_type_ids=enc.type_ids,
+                               offsets=[list(o) for o in enc.offsets])
+                except Exception as e:  # only_first / only_second with a side too short to cut
+                    rec.update(input_ids=None, attention_mask=None, offsets=None, error=str(e))
+                if c["raw"] is not None:
+                    rec["raw_hex"] = c["raw"].hex()
+                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n += 1
     return n
 
 
