@@ -3,6 +3,7 @@
 // (arrays of structs pointing into it) built once when it is made.
 #include "d2v/d2v.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -220,6 +221,23 @@ d2v_status d2v_run_image_files(const d2v_model* m, const char* const* paths, siz
         *result = wrap(model.run_image_files(strings(paths, count, "a path is NULL"), vision_options(params)));
     });
 }
+
+d2v_status d2v_read_image(const char* path, uint8_t** rgb, int64_t* width, int64_t* height) {
+    return guarded([&] {
+        need(path != nullptr && rgb != nullptr && width != nullptr && height != nullptr, "an argument is NULL");
+        *rgb = nullptr;
+        *width = *height = 0;
+        const d2v::RgbImage image = d2v::read_image(path);
+        auto* copy = static_cast<uint8_t*>(std::malloc(image.rgb.size()));
+        if (!copy) throw std::bad_alloc();
+        std::memcpy(copy, image.rgb.data(), image.rgb.size());
+        *rgb = copy;
+        *width = image.width;
+        *height = image.height;
+    });
+}
+
+void d2v_free(void* p) { std::free(p); }
 
 d2v_status d2v_run_image_rgb(const d2v_model* m, const uint8_t* rgb, int64_t width, int64_t height,
                              const d2v_vision_params* params, d2v_result** result) {

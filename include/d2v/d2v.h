@@ -124,6 +124,10 @@ d2v_status d2v_run_text(const d2v_model* model, const d2v_text_input* input, con
 /* PNG/JPEG/BMP/GIF files. */
 d2v_status d2v_run_image_files(const d2v_model* model, const char* const* paths, size_t count,
                                const d2v_vision_params* params, d2v_result** result);
+/* Decodes an image file to 8-bit RGB as the vision models expect it (PIL's convert("RGB")); free
+ * *rgb with d2v_free(). */
+d2v_status d2v_read_image(const char* path, uint8_t** rgb, int64_t* width, int64_t* height);
+void d2v_free(void* p);
 /* One 8-bit RGB image, row-major HWC: width * height * 3 bytes. */
 d2v_status d2v_run_image_rgb(const d2v_model* model, const uint8_t* rgb, int64_t width, int64_t height,
                              const d2v_vision_params* params, d2v_result** result);
