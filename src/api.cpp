@@ -30,10 +30,10 @@ const std::vector<std::string>& Model::labels() const { return impl_->labels; }
 
 namespace {
 void require(const Model::Impl& impl, Modality wanted, const char* call) {
-    static const char* const kNames[] = {"audio", "text", "vision"};
+    static const char* const kNames[] = {"an audio", "a text", "a vision"};
     if (impl.modality != wanted)
-        throw Error(std::string(call) + ": this is a " + kNames[int(impl.modality)] + " model (" + impl.model_class +
-                    "), not a " + kNames[int(wanted)] + " model");
+        throw Error(std::string(call) + ": " + impl.model_class + " is " + kNames[int(impl.modality)] + " model, not " +
+                    kNames[int(wanted)] + " model");
 }
 }  // namespace
 

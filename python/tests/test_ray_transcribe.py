@@ -1,0 +1,35 @@
+"""examples/ray_transcribe.py in a local Ray (2 CPUs): the bundled samples through the bundled CTC
+model, one model per actor, transcripts read back from the Parquet output."""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXPECTED = {  # what the samples say (espeak-ng, see models/README.md)
+    "seven.wav": "SEVEN",
+    "three_one_four.wav": "THREE ONE FOUR",
+    "two_zero_two_six.wav": "TWO ZERO TWO SIX",
+}
+
+
+def test_ray_transcribes_the_samples(tmp_path):
+    inputs = tmp_path / "audio"
+    inputs.mkdir()
+    for name in EXPECTED:
+        (inputs / name).symlink_to(ROOT / "samples" / name)
+    (inputs / "broken.wav").write_bytes(b"RIFF not really")  # fails alone, with its reason
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "ray_transcribe.py"), "--model",
+                        str(ROOT / "models" / "digits-ctc.gguf"), "--input", str(inputs), "--output", str(out),
+                        "--num-cpus", "2", "--cpus-per-actor", "1", "--actors", "1", "--batch-size", "2"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = pq.read_table(out).to_pylist()
+    got = {pathlib.Path(row["path"]).name: (row["transcript"], row["error"]) for row in rows}
+    assert {k: v[0] for k, v in got.items() if k in EXPECTED} == EXPECTED
+    assert all(got[k][1] == "" for k in EXPECTED)
+    assert got["broken.wav"][0] == "" and "broken.wav" in got["broken.wav"][1]
