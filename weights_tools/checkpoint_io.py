@@ -20,6 +20,8 @@ import mmap
 import os
 import re
 import stat
+import sys
+import tempfile
 from typing import Callable
 
 import numpy as np
@@ -401,12 +403,65 @@ def read_h5_dataset(ds, h5py, wname: str, path: str, dim_bound: int) -> np.ndarr
 
 
 def read_tf_h5(path: str, config: dict | None = None) -> dict[str, np.ndarray]:
-    """Keras ``save_weights`` HDF5 file as written by transformers' TF models."""
+    """Keras ``save_weights`` HDF5 file as written by transformers' TF models.
+
+    The HDF5 library's parser is not hardened against hostile files (fuzz_convert.py made it
+    segfault on a mutated attribute), so the file is parsed in a forked child that hands the arrays
+    back as .npy files; a crash there is reported as a corrupt file instead of killing us."""
     try:
-        import h5py  # lazily: only needed for TF checkpoints
+        import h5py  # noqa: F401 -- lazily: only needed for TF checkpoints
     except ImportError:
         raise ConvertError(f"{path}: reading tf_model.h5 needs h5py (pip install -r "
                            "weights_tools/requirements.txt)") from None
+    with tempfile.TemporaryDirectory(prefix="d2v_h5_") as tmp:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                arrays = _read_tf_h5_here(path, config)
+                for i, arr in enumerate(arrays.values()):
+                    np.save(os.path.join(tmp, f"{i}.npy"), arr, allow_pickle=False)
+                with open(os.path.join(tmp, "names.json"), "w") as f:
+                    json.dump(list(arrays), f)
+            except ConvertError as e:
+                code = 3
+                _write_message(tmp, str(e))
+            except BaseException as e:  # noqa: BLE001 -- reported by the parent as a bug
+                code = 4
+                _write_message(tmp, f"{type(e).__name__}: {str(e)[:300]}")
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            raise ConvertError(f"{path}: the HDF5 library crashed reading it (signal {os.WTERMSIG(status)}): "
+                               "a corrupt or hostile file")
+        code = os.WEXITSTATUS(status)
+        if code == 3:
+            raise ConvertError(_read_message(tmp))
+        if code != 0:
+            raise RuntimeError(f"{path}: h5 reader failed: {_read_message(tmp)}")
+        with open(os.path.join(tmp, "names.json")) as f:
+            names = json.load(f)
+        return {n: np.load(os.path.join(tmp, f"{i}.npy"), allow_pickle=False) for i, n in enumerate(names)}
+
+
+def _write_message(folder: str, msg: str) -> None:
+    with open(os.path.join(folder, "message.txt"), "w", encoding="utf-8") as f:
+        f.write(msg)
+
+
+def _read_message(folder: str) -> str:
+    try:
+        with open(os.path.join(folder, "message.txt"), encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return "no message"
+
+
+def _read_tf_h5_here(path: str, config: dict | None) -> dict[str, np.ndarray]:
+    import h5py
     dim_bound = config_dimension_bound(config or {})
     out: dict[str, np.ndarray] = {}
     try:
@@ -432,7 +487,8 @@ def read_tf_h5(path: str, config: dict | None = None) -> dict[str, np.ndarray]:
         raise
     except RecursionError:
         raise ConvertError(f"{path}: HDF5 structure nested too deeply") from None
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, SystemError) as e:
+        # h5py turns some errors of the HDF5 library inside a visit callback into SystemError
         raise ConvertError(f"{path}: cannot read HDF5 weights: {type(e).__name__}: {str(e)[:300]}") from None
     if not out:
         raise ConvertError(f"{path}: no weights found")

@@ -374,6 +374,8 @@ class _ZipReader:
         """A member's bytes, refusing sizes over `limit` or beyond what its compressed size can
         hold -- checked before inflating, and again while reading (the header may lie)."""
         info = self.members[name]
+        if info.flag_bits & 0x1:
+            raise TorchLoadError(f"{self.path}: {name} is encrypted")
         if info.file_size > limit:
             raise TorchLoadError(f"{self.path}: {name} is {info.file_size} bytes, more than the {limit} allowed")
         if info.compress_type == zipfile.ZIP_STORED:
@@ -483,6 +485,46 @@ def _is_legacy_pickle(head: bytes) -> bool:
     return head[:1] == b"\x80"
 
 
+def state_dict_from_pickle(data: bytes, reader, path: str) -> dict[str, np.ndarray]:
+    """Unpickle data.pkl (bounded, whitelisted) and materialise its tensors from `reader`'s
+    storages (anything with check_storage_exists / read_storage / storage_bytes_read)."""
+    try:
+        check_pickle_bounds(data)
+        obj = _RestrictedUnpickler(data, reader).load()
+    except TorchLoadError as e:
+        raise type(e)(f"{path}: {e}") from None
+    except RecursionError:
+        raise TorchLoadError(f"{path}: pickle nesting too deep") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
+            IndexError, AttributeError, MemoryError) as e:
+        raise TorchLoadError(f"{path}: corrupt pickle data: {type(e).__name__}: {str(e)[:300]}") from None
+    if not isinstance(obj, dict):
+        raise TorchLoadError(f"{path}: top-level object is {describe(obj)}, expected a state dict")
+    # accept {"state_dict": {...}} / {"model": {...}} wrappers that only hold one dict
+    if obj and not any(isinstance(v, _TensorRef) for v in obj.values()):
+        inner = [v for v in obj.values() if isinstance(v, dict)]
+        if len(inner) == 1:
+            obj = inner[0]
+    out: dict[str, np.ndarray] = {}
+    out_bytes = 0
+    for name, value in obj.items():
+        if not isinstance(name, str):
+            raise TorchLoadError(f"{path}: state dict key {describe(name)} is not a string")
+        if isinstance(value, _TensorRef):
+            try:
+                arr = value.to_numpy(reader.big_endian)
+            except TorchLoadError as e:
+                raise TorchLoadError(f"{path}: tensor {describe(name)}: {e}") from None
+            out_bytes += arr.nbytes
+            if out_bytes > MAX_VIEW_BYTES_PER_STORAGE_BYTE * reader.storage_bytes_read + (1 << 20):
+                raise TorchLoadError(f"{path}: its tensors view the same storage bytes over and over "
+                                     f"({out_bytes} bytes of tensors from {reader.storage_bytes_read} "
+                                     "stored); refusing")
+            out[name] = arr
+        # non-tensor entries (e.g. nested metadata) are ignored
+    return out
+
+
 def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     """Load a zip-format ``pytorch_model.bin`` as ``{name: numpy array}``.
 
@@ -509,44 +551,9 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as zf:
             reader = _ZipReader(zf, path)
-            data = reader.read_pickle()
-            try:
-                check_pickle_bounds(data)
-                obj = _RestrictedUnpickler(data, reader).load()
-            except TorchLoadError as e:
-                raise type(e)(f"{path}: {e}") from None
-            except RecursionError:
-                raise TorchLoadError(f"{path}: pickle nesting too deep") from None
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
-                    IndexError, AttributeError, MemoryError) as e:
-                raise TorchLoadError(f"{path}: corrupt pickle data: {type(e).__name__}: {str(e)[:300]}") from None
-            if not isinstance(obj, dict):
-                raise TorchLoadError(f"{path}: top-level object is {describe(obj)}, expected a state dict")
-            # accept {"state_dict": {...}} / {"model": {...}} wrappers that only hold one dict
-            if obj and not any(isinstance(v, _TensorRef) for v in obj.values()):
-                inner = [v for v in obj.values() if isinstance(v, dict)]
-                if len(inner) == 1:
-                    obj = inner[0]
-            out: dict[str, np.ndarray] = {}
-            out_bytes = 0
-            for name, value in obj.items():
-                if not isinstance(name, str):
-                    raise TorchLoadError(f"{path}: state dict key {describe(name)} is not a string")
-                if isinstance(value, _TensorRef):
-                    try:
-                        arr = value.to_numpy(reader.big_endian)
-                    except TorchLoadError as e:
-                        raise TorchLoadError(f"{path}: tensor {describe(name)}: {e}") from None
-                    out_bytes += arr.nbytes
-                    if out_bytes > MAX_VIEW_BYTES_PER_STORAGE_BYTE * reader.storage_bytes_read + (1 << 20):
-                        raise TorchLoadError(f"{path}: its tensors view the same storage bytes over and over "
-                                             f"({out_bytes} bytes of tensors from {reader.storage_bytes_read} "
-                                             "stored); refusing")
-                    out[name] = arr
-                # non-tensor entries (e.g. nested metadata) are ignored
-            return out
+            return state_dict_from_pickle(reader.read_pickle(), reader, path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, zlib.error, EOFError,
-            ValueError, OverflowError) as e:
+            ValueError, OverflowError, RuntimeError) as e:
         raise TorchLoadError(f"{path}: corrupt zip archive: {type(e).__name__}: {str(e)[:300]}") from None
     except OSError as e:
         raise TorchLoadError(f"{path}: read error: {e}") from None

@@ -326,6 +326,35 @@ def test_index_shard_names_refused(tmp):
         expect_refused(d, f"{tmp}/idx.gguf", "invalid shard file name")
 
 
+# ---------------------------------------------------------------------------
+# fuzz_convert.py findings
+# ---------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_hdf5_library_crash_contained(tmp):
+    """A mutated Keras file on which HDF5 1.14 (h5py 3.16) segfaults reading an attribute."""
+    d = _vision_h5_ckpt(tmp, "crash", {})
+    shutil.copy(os.path.join(REPO, "tests", "fixtures", "converter", "hdf5_segfault_attribute.h5"),
+                os.path.join(d, "tf_model.h5"))
+    expect_refused(d, f"{tmp}/crash.gguf", "tf_model.h5")
+
+
+def test_encrypted_zip_member_refused(tmp):
+    d, _, t = audio_ckpt(tmp)
+    os.unlink(os.path.join(d, "model.safetensors"))
+    path = os.path.join(d, "pytorch_model.bin")
+    write_torch_zip(path, t)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    i = data.find(b"PK\x01\x02")                     # first central-directory entry: data.pkl
+    data[i + 8] |= 1                                   # general purpose flag bit 0: encrypted
+    with open(path, "wb") as f:
+        f.write(data)
+    expect_refused(d, f"{tmp}/enc.gguf", "encrypted")
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
