@@ -10,3 +10,5 @@ echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DD2V_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2)
+echo "== Converter: layouts, hostile inputs, fuzzing (weights_tools, no torch)"
+scripts/test_converter.sh
