@@ -6,6 +6,11 @@ scripts/setup.sh
 echo "== Release build + tests"
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j2)
+echo "== Installed package: a separate consumer project (find_package + pkg-config, Debug)"
+rm -rf build/prefix && cmake --install build --prefix build/prefix >/dev/null
+tests/consumer/run.sh build/prefix
+echo "== Python package and the Ray example (pytest)"
+scripts/test_python.sh
 echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DD2V_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"

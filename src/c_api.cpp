@@ -141,11 +141,13 @@ d2v_status d2v_model_load(const char* path, d2v_model** model) {
 
 void d2v_model_free(d2v_model* model) { delete model; }
 
-d2v_modality d2v_model_modality(const d2v_model* m) { return d2v_modality(int(m->model.modality())); }
-const char* d2v_model_class(const d2v_model* m) { return m->model.model_class().c_str(); }
-int64_t d2v_model_sampling_rate(const d2v_model* m) { return m->model.sampling_rate(); }
-size_t d2v_model_num_labels(const d2v_model* m) { return m->model.labels().size(); }
+// The getters cannot fail on a loaded model; on NULL they answer "nothing" instead of crashing.
+d2v_modality d2v_model_modality(const d2v_model* m) { return m ? d2v_modality(int(m->model.modality())) : D2V_AUDIO; }
+const char* d2v_model_class(const d2v_model* m) { return m ? m->model.model_class().c_str() : ""; }
+int64_t d2v_model_sampling_rate(const d2v_model* m) { return m ? m->model.sampling_rate() : 0; }
+size_t d2v_model_num_labels(const d2v_model* m) { return m ? m->model.labels().size() : 0; }
 const char* d2v_model_label(const d2v_model* m, size_t id) {
+    if (!m) return nullptr;
     const auto& labels = m->model.labels();
     return id < labels.size() ? labels[id].c_str() : nullptr;
 }

@@ -47,4 +47,30 @@ timed "pkg-config gcc -O0 -g" gcc -std=c11 -O0 -g "$here/transcribe.c" $(pkg-con
     -Wl,-rpath,"$libdir" -o "$work/transcribe-pc-c"
 check "pkg-config C++" "$work/transcribe-pc"
 check "pkg-config C" "$work/transcribe-pc-c"
-echo "consumer: $(pkg-config --modversion d2v) from $prefix: 4 builds, 4 runs ok"
+# The README's snippets, as written there: the C++ one through its CMakeLists, the C one through pkg-config.
+snippet() {  # snippet SECTION LANGUAGE: the first ```LANGUAGE block under "## SECTION" in README.md
+    awk -v section="## $1" -v fence="\`\`\`$2" '
+        $0 == section { inside = 1; next }
+        /^## / { inside = 0 }
+        inside && $0 == fence { block = 1; next }
+        block && /^```/ { exit }
+        block { print }' README.md
+}
+mkdir -p "$work/readme"
+snippet "Use it from C++" cmake >"$work/readme/CMakeLists.txt"
+snippet "Use it from C++" cpp >"$work/readme/hello.cpp"
+snippet "Use it from C" c >"$work/readme/hello.c"
+for f in CMakeLists.txt hello.cpp hello.c; do
+    [ -s "$work/readme/$f" ] || { echo "consumer: README.md has no $f snippet" >&2; exit 1; }
+done
+cmake -S "$work/readme" -B "$work/readme/build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_PREFIX_PATH="$prefix" >"$work/log" 2>&1 ||
+    { cat "$work/log" >&2; exit 1; }
+timed "README C++ snippet (CMake)" cmake --build "$work/readme/build"
+timed "README C snippet (pkg-config)" gcc -std=c11 -O0 -g "$work/readme/hello.c" $(pkg-config --cflags --libs d2v) \
+    -Wl,-rpath,"$libdir" -o "$work/readme/hello-c"
+for program in "$work/readme/build/hello" "$work/readme/hello-c"; do
+    first=$("$program" | head -n 1)
+    [ "$first" = "SEVEN" ] || { echo "consumer: $program printed '$first', expected SEVEN" >&2; exit 1; }
+done
+echo "consumer: README C++ and C snippets ok"
+echo "consumer: $(pkg-config --modversion d2v) from $prefix: all builds and runs ok"
