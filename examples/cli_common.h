@@ -3,6 +3,9 @@
 #pragma once
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -44,6 +47,30 @@ public:
         if (v.empty() || *end != '\0' || n < min_value || n > 1 << 20)
             throw UsageError("option " + option + " needs an integer >= " + std::to_string(min_value) + ", got '" + v + "'");
         return int(n);
+    }
+    // Any value an unsigned 64-bit integer holds (seeds).
+    uint64_t uint64_value(const std::string& option) {
+        const std::string v = value(option);
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || v[0] == '-' || v[0] == '+' || *end != '\0' || errno == ERANGE)
+            throw UsageError("option " + option + " needs an integer from 0 to 2^64-1, got '" + v + "'");
+        return uint64_t(n);
+    }
+    // A finite number in (low, high] when low_open, else [low, high].
+    float float_value(const std::string& option, float low, float high, bool low_open = false) {
+        const std::string v = value(option);
+        char* end = nullptr;
+        errno = 0;
+        const float x = std::strtof(v.c_str(), &end);
+        const bool above_low = low_open ? x > low : x >= low;
+        if (v.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(x) || !above_low || x > high) {
+            char range[64];
+            std::snprintf(range, sizeof range, "%s%g, %g]", low_open ? "(" : "[", double(low), double(high));
+            throw UsageError("option " + option + " needs a number in " + range + ", got '" + v + "'");
+        }
+        return x;
     }
 
 private:

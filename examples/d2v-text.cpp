@@ -93,9 +93,9 @@ Options parse(int argc, char** argv) {
         else if (a == "-n" || a == "--n-predict") o.gen.max_new_tokens = args.int_value(a, 0);
         else if (a == "--sample") o.gen.sample = true;
         else if (a == "--top-k") o.gen.top_k = args.int_value(a, 0);
-        else if (a == "--top-p") o.gen.top_p = std::stof(args.value(a));
-        else if (a == "--temp") o.gen.temperature = std::stof(args.value(a));
-        else if (a == "--seed") o.gen.seed = uint64_t(args.int_value(a, 0));
+        else if (a == "--top-p") o.gen.top_p = args.float_value(a, 0.0f, 1.0f, true);
+        else if (a == "--temp") o.gen.temperature = args.float_value(a, 0.0f, 1e4f, true);
+        else if (a == "--seed") o.gen.seed = args.uint64_value(a);
         else if (a == "--model-positions") o.gen.model_positions = true;
         else if (a == "-k") o.top_k_print = args.int_value(a, 1);
         else if (a == "--max-answer-length") o.max_answer_length = args.int_value(a, 1);

@@ -2,11 +2,35 @@
 // documented behaviours (truncation warning, UTF-8 replacement on request) hold.
 #include "cli_util.h"
 #include "d2v/model_file.h"
+#include "gguf_rewrite.h"
 
 namespace {
 
 std::string model(const std::string& variant) { return fixtures_dir() + "/text/" + variant + "/model.gguf"; }
 CliResult run_text(const std::string& args) { return run_program(D2V_TEXT_CLI, args); }
+// Hostile inputs run with an address-space and a time limit (tests/cli_util.h).
+CliResult run_text_bounded(const std::string& args) { return run_program_bounded(D2V_TEXT_CLI, args, 2048, 60); }
+
+std::string file_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// A copy of a fixture model with tokenizer metadata replaced (std::nullopt removes a key).
+std::string rewritten_model(const std::string& variant, const gguf_rewrite::StringEdits& edits, const std::string& name) {
+    const std::string path = temp_path(name);
+    write_file(path, gguf_rewrite::with_strings(file_bytes(model(variant)), edits));
+    return path;
+}
+
+// The fixture vocabulary with one token's id replaced by `id` (written as JSON text).
+std::string vocab_with_id(const std::string& id) {
+    std::string vocab = file_bytes(fixtures_dir() + "/text/tokenizer/vocab.json");
+    const std::string entry = "\"<mask>\": 4";
+    const size_t at = vocab.find(entry);
+    EXPECT_NE(at, std::string::npos);
+    return vocab.replace(at, entry.size(), "\"<mask>\": " + id);
+}
 
 TEST(TextCli, HelpExitsZero) {
     const CliResult r = run_text("--help");
@@ -108,6 +132,78 @@ TEST(TextCli, MultipleChoiceWithoutPoolerWeightsRefusesToLoad) {
     write_file(temp_path("mc_no_pooler.gguf"), bytes);
     expect_error(run_text("-m " + temp_path("mc_no_pooler.gguf") + " -p ctx --choice a --choice b"),
                  "Data2VecTextForMultipleChoice needs pooler weights");
+}
+
+// ---- tokenizer from what the checkpoint has (issue #9) and hostile tokenizer metadata (#10) ----
+
+// Transformers 5 saves tokenizer.json only; convert.py then packs d2v.tokenizer_json alone. The
+// output must be the same as with vocab.json + merges.txt.
+TEST(TextCli, TokenizerFromTokenizerJsonAlone) {
+    const std::string args = " --json -p \"The history of <mask> is long, isn't it?\"";
+    const std::string path =
+        rewritten_model("masked_lm", {{"d2v.vocab_json", std::nullopt}, {"d2v.merges_txt", std::nullopt}}, "tj_alone.gguf");
+    const CliResult full = run_text("-m " + model("masked_lm") + args), alone = run_text("-m " + path + args);
+    ASSERT_EQ(alone.exit_code, 0) << alone.output;
+    ASSERT_EQ(full.exit_code, 0) << full.output;
+    const d2v::Json a = d2v::Json::parse(alone.output).at("masks"), b = d2v::Json::parse(full.output).at("masks");
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t m = 0; m < a.size(); ++m) {  // same tokens; scores to float rounding (the tensors moved in the file)
+        EXPECT_EQ(a[m]["position"], b[m]["position"]);
+        for (size_t k = 0; k < a[m]["predictions"].size(); ++k) {
+            EXPECT_EQ(a[m]["predictions"][k]["token"], b[m]["predictions"][k]["token"]);
+            EXPECT_NEAR(a[m]["predictions"][k]["score"].get<double>(), b[m]["predictions"][k]["score"].get<double>(), 1e-5);
+        }
+    }
+}
+
+TEST(TextCli, NoTokenizerAtAllIsAnError) {
+    const std::string path = rewritten_model(
+        "masked_lm", {{"d2v.vocab_json", std::nullopt}, {"d2v.merges_txt", std::nullopt}, {"d2v.tokenizer_json", std::nullopt}},
+        "no_tokenizer.gguf");
+    expect_bounded_error(run_text_bounded("-m " + path + " -p \"a <mask>\""), "model file has no tokenizer", 512);
+}
+
+// Was: 6.3 GB resident and exit 0 (id tables sized by the largest id).
+TEST(TextCli, VocabularyIdFarBeyondTheVocabularyIsRefusedByName) {
+    const std::string path = rewritten_model("masked_lm", {{"d2v.vocab_json", vocab_with_id("100000000")}}, "vocab_1e8.gguf");
+    expect_bounded_error(run_text_bounded("-m " + path + " -p \"a <mask>\""), "'<mask>' has id 100000000", 512);
+}
+
+// Was: "out of memory" without naming the id.
+TEST(TextCli, VocabularyIdAbove32BitsIsRefusedByName) {
+    const std::string path = rewritten_model("masked_lm", {{"d2v.vocab_json", vocab_with_id("4294967301")}}, "vocab_2e32.gguf");
+    expect_bounded_error(run_text_bounded("-m " + path + " -p \"a <mask>\""), "'<mask>' has id 4294967301", 512);
+}
+
+// Was: a bare nlohmann parse error naming neither the file nor the key.
+TEST(TextCli, MalformedTokenizerJsonNamesFileAndKey) {
+    const std::string path = rewritten_model("masked_lm", {{"d2v.tokenizer_json", "{\"model\": [1, 2"}}, "bad_tj.gguf");
+    const CliResult r = run_text_bounded("-m " + path + " -p \"a <mask>\"");
+    expect_bounded_error(r, "metadata 'd2v.tokenizer_json' is not valid JSON", 512);
+    EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+}
+
+TEST(TextCli, TokenizerJsonOfAnotherModelTypeIsRefused) {
+    d2v::Json tj = d2v::Json::parse(file_bytes(fixtures_dir() + "/text/tokenizer/tokenizer.json"));
+    tj["model"]["type"] = "WordPiece";
+    const std::string path = rewritten_model(
+        "masked_lm", {{"d2v.vocab_json", std::nullopt}, {"d2v.merges_txt", std::nullopt}, {"d2v.tokenizer_json", tj.dump()}},
+        "wordpiece.gguf");
+    expect_bounded_error(run_text_bounded("-m " + path + " -p \"a <mask>\""), "model.type 'WordPiece' is not supported", 512);
+}
+
+// Was: "error: stof" and exit 1. Every numeric option gives a usage error naming it, exit 2.
+TEST(TextCli, BadNumericOptionsAreUsageErrors) {
+    const std::string m = "-m " + model("causal_lm") + " -p The ";
+    for (const std::string& bad : {"--top-p abc", "--top-p 1.5", "--top-p nan", "--temp xyz", "--temp 0", "--temp -1",
+                                   "--top-k -3", "-n 1e3", "-n ''", "--seed -1", "--seed 12x", "-t 0", "-k abc",
+                                   "--max-answer-length 0"}) {
+        const CliResult r = run_text(m + bad);
+        const std::string option = bad.substr(0, bad.find(' '));
+        EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
+        EXPECT_NE(r.output.find("option " + option), std::string::npos) << bad << ": " << r.output;
+    }
+    EXPECT_EQ(run_text(m + "--sample --top-p 0.5 --temp 0.7 --seed 18446744073709551615 -n 2").exit_code, 0);
 }
 
 }  // namespace

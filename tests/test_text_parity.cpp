@@ -79,6 +79,21 @@ TEST_P(TextParity, EveryOutputEqualsTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TextParity, ::testing::ValuesIn(variants()), [](const auto& info) { return info.param; });
 
+// Whatever files the checkpoint's tokenizer came in (vocab.json + merges.txt, tokenizer.json alone
+// from a Transformers 5 layout, ...), the packed tokenizer gives the ids Transformers fed the model.
+TEST_P(TextParity, PackedTokenizerGivesTheFixtureIds) {
+    TextPipeline pipe(text_fixtures() + "/" + GetParam() + "/model.gguf");
+    const Json texts = Json::parse(read_text(text_fixtures() + "/inputs/wiki/texts.json"));
+    const TextBatch batch = load_input_set("wiki");
+    EncodeOptions enc;
+    enc.max_length = 32;  // texts.json's tokenizer_call
+    for (size_t b = 0; b < texts["texts"].size(); ++b) {
+        const Encoding e = pipe.tokenizer().encode(texts["texts"][b].get<std::string>(), enc);
+        std::vector<int64_t> unpadded(batch.input_ids[b].begin(), batch.input_ids[b].begin() + int64_t(e.size()));
+        EXPECT_EQ(e.input_ids, unpadded) << "text " << b;
+    }
+}
+
 TEST(TextFixtures, AllVariantsPresent) {
     const auto names = variants();
     for (const char* v : {"model_absolute", "model_no_pooler", "model_relative_key", "model_relative_key_query", "masked_lm",
@@ -201,6 +216,41 @@ TEST(CausalLM, ChangingALaterTokenLeavesEarlierLogitsUnchanged) {
     // ...and the reference was checked the same way when the fixture was made.
     const Json meta = Json::parse(read_text(causal_dir() + "/meta.json"));
     EXPECT_TRUE(meta.value("reference_is_causal", false)) << "the Transformers reference for this fixture was not causal";
+}
+
+// ---- relative_key decoder: Transformers 4.x's cached forward is not a full forward pass ----
+
+std::string relative_causal_dir() { return text_fixtures() + "/causal_lm_relative_key"; }
+
+TEST(CausalLM, RelativeKeyGenerationEqualsTransformersUncachedForward) {
+    TextPipeline pipe(relative_causal_dir() + "/model.gguf");
+    const std::string g = relative_causal_dir() + "/generate/";
+    const auto prompt_ids = rows_of(d2v::read_npy(g + "prompt_ids.npy"))[0];
+    const auto expected_ids = rows_of(d2v::read_npy(g + "output_ids_uncached.npy"))[0];
+    for (bool model_positions : {false, true}) {  // relative_key adds no absolute position: no difference
+        GenerationOptions o;
+        o.max_new_tokens = int64_t(expected_ids.size() - prompt_ids.size());
+        o.model_positions = model_positions;
+        EXPECT_EQ(generate(pipe.model(), *pipe.language_model(), prompt_ids, o), expected_ids) << model_positions;
+    }
+    // Fed as generate() feeds it (the prompt at once, then a token per step), every position's
+    // logits equal Transformers' one full uncached pass over the same ids.
+    DecoderState state;
+    const d2v::Matrix prefill = pipe.model().forward_incremental(prompt_ids, state);
+    d2v::Matrix stepwise(int64_t(expected_ids.size()), pipe.config().vocab_size);
+    stepwise.topRows(prefill.rows()) = pipe.language_model()->logits(prefill);
+    for (size_t t = prompt_ids.size(); t < expected_ids.size(); ++t)
+        stepwise.row(int64_t(t)) = pipe.language_model()->logits(pipe.model().forward_incremental({expected_ids[t]}, state));
+    const d2v::NdArray step{{1, stepwise.rows(), stepwise.cols()},
+                            std::vector<float>(stepwise.data(), stepwise.data() + stepwise.size())};
+    const d2v::NdArray reference = d2v::read_npy(g + "logits_uncached.npy");
+    EXPECT_TRUE(AllClose(step, reference, kTolerance));
+    std::printf("  causal_lm_relative_key/generate: cached steps vs Transformers' full pass, max abs diff %.3g\n",
+                max_abs_diff(step, reference));
+    // ...while Transformers' own cache was off by far more than the tolerance when the fixture was made
+    const Json diff = Json::parse(read_text(relative_causal_dir() + "/meta.json"))["generate_relative_key"]
+                                 ["cached_forward_vs_full_forward_max_abs_logit_diff"];
+    EXPECT_GT(diff["prompt positions (prefill)"].get<double>(), 1000 * kTolerance);
 }
 
 }  // namespace

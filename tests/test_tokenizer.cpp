@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -278,6 +279,111 @@ TEST(Tokenizer, FallbacksWithoutTokenizerJson) {
     }
     EXPECT_EQ(bare.mask_id(), 4);
     EXPECT_EQ(from_json.pad_id(), 1);
+}
+
+// ---- what we do not implement is refused, naming the field ----
+
+std::string construction_error(const Json& vocab, const std::string& merges, const Json& tj, const Json& cfg) {
+    try {
+        BpeTokenizer tok(vocab, merges, tj, cfg);
+    } catch (const d2v::Error& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+// The fixture's tokenizer.json, edited, built alone (as from a Transformers 5 checkpoint).
+std::string error_with(const std::function<void(Json&)>& edit) {
+    Json tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+    edit(tj);
+    return construction_error(Json(), "", tj, Json());
+}
+
+TEST(Tokenizer, RefusesPipelinesItDoesNotImplement) {
+    const std::vector<std::pair<std::function<void(Json&)>, std::string>> cases = {
+        {[](Json& t) { t["model"]["type"] = "WordPiece"; }, "model.type 'WordPiece' is not supported"},
+        {[](Json& t) { t["model"]["type"] = "Unigram"; }, "model.type 'Unigram' is not supported"},
+        {[](Json& t) { t["model"]["continuing_subword_prefix"] = "##"; }, "model.continuing_subword_prefix is not supported"},
+        {[](Json& t) { t["model"]["end_of_word_suffix"] = "</w>"; }, "model.end_of_word_suffix is not supported"},
+        {[](Json& t) { t["model"]["byte_fallback"] = true; }, "model.byte_fallback is not supported"},
+        {[](Json& t) { t["model"]["dropout"] = 0.1; }, "model.dropout is not supported"},
+        {[](Json& t) { t["normalizer"] = {{"type", "NFC"}}; }, "normalizer 'NFC' is not supported"},
+        {[](Json& t) { t["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "Lowercase"}}}}}; },
+         "normalizer 'Sequence' is not supported"},
+        {[](Json& t) { t["pre_tokenizer"] = nullptr; }, "pre_tokenizer is null"},
+        {[](Json& t) { t["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "pre_tokenizer 'Whitespace' is not supported"},
+        {[](Json& t) { t["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}}; }, "pre_tokenizer 'Metaspace' is not supported"},
+        {[](Json& t) {
+             t["pre_tokenizer"] = {{"type", "Sequence"},
+                                   {"pretokenizers", {{{"type", "Split"}}, {{"type", "ByteLevel"}, {"use_regex", false}}}}};
+         },
+         "pre_tokenizer Sequence is supported only with a single ByteLevel"},
+        {[](Json& t) { t["post_processor"] = {{"type", "BertProcessing"}}; }, "post_processor 'BertProcessing' is not supported"},
+        {[](Json& t) {
+             t["post_processor"] = {{"type", "Sequence"},
+                                    {"processors", {t["post_processor"], {{"type", "ByteLevel"}, {"trim_offsets", true}}}}};
+         },
+         "a ByteLevel step after the special tokens are added is not supported"},
+        {[](Json& t) { t["post_processor"]["cls"] = {"<s>", 99999}; }, "the post-processor adds id 99999"},
+        {[](Json& t) { t["post_processor"]["sep"] = "</s>"; }, "post_processor.sep is not [\"token\", id]"},
+        {[](Json& t) {
+             t["post_processor"] = {{"type", "TemplateProcessing"},
+                                    {"single", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}}}}}},
+                                    {"pair", Json::array()},
+                                    {"special_tokens", Json::object()}};
+         },
+         "uses special token '[CLS]', which special_tokens does not list"},
+        {[](Json& t) { t["model"]["merges"][3] = 5; }, "merge 4 is neither \"a b\" nor [\"a\", \"b\"]"},
+        {[](Json& t) { t["model"]["merges"][0] = "a b c"; }, "merge 1 is not 'a b'"},
+        {[](Json& t) { t["model"]["merges"].push_back({"Ġ", "zzz"}); }, "merge 'Ġ zzz' uses a token missing from the vocabulary"},
+        {[](Json& t) { t["model"]["vocab"]["hello"] = "7"; }, "vocabulary token 'hello' has no integer id"},
+        {[](Json& t) { t["model"]["vocab"] = Json::array(); }, "no vocabulary"},
+        {[](Json& t) { t["added_tokens"][0]["content"] = 5; }, "added_tokens.content has the wrong type"},
+        {[](Json& t) { t["added_tokens"][4]["lstrip"] = "yes"; }, "added_tokens.lstrip has the wrong type"},
+    };
+    for (const auto& [edit, message] : cases) {
+        const std::string err = error_with(edit);
+        EXPECT_NE(err.find(message), std::string::npos) << "expected '" << message << "', got: " << err;
+        EXPECT_EQ(err.rfind("tokenizer: ", 0), 0u) << err;
+    }
+    // ...while a no-op normalizer, a one-member pre-tokenizer Sequence and older string merges load
+    EXPECT_EQ(error_with([](Json& t) { t["normalizer"] = {{"type", "Sequence"}, {"normalizers", Json::array()}}; }), "<no error>");
+    EXPECT_EQ(error_with([](Json& t) { t["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {t["pre_tokenizer"]}}}; }),
+              "<no error>");
+}
+
+TEST(Tokenizer, OlderStringMergesGiveTheSameTokens) {
+    Json tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+    ASSERT_TRUE(tj["model"]["merges"][0].is_array());  // what tokenizers >= 0.20 writes
+    for (Json& m : tj["model"]["merges"]) m = m[0].get<std::string>() + " " + m[1].get<std::string>();
+    const BpeTokenizer strings(Json(), "", tj, Json());
+    const std::string wiki = read_bytes(shared_data("text/wiki_text/wiki_00")).substr(0, 20000);
+    EXPECT_EQ(strings.encode(wiki).input_ids, tokenizer().encode(wiki).input_ids);
+}
+
+// ---- hostile files: bounded by what they hold, refused by name ----
+
+TEST(Tokenizer, IdsBeyondTheVocabularyAreRefusedByName) {
+    const Json vocab = Json::parse(read_bytes(tok_dir() + "/vocab.json"));
+    const std::string merges = read_bytes(tok_dir() + "/merges.txt");
+    for (const Json& id : {Json(100000000), Json(uint64_t(4294967301ull)), Json(-1), Json(2005), Json(uint64_t(1) << 63)}) {
+        Json v = vocab;
+        v["Ġthe"] = id;
+        const std::string err = construction_error(v, merges, Json(), Json());
+        EXPECT_NE(err.find("vocabulary token 'Ġthe' has id " + id.dump() + ", outside 0..2004"), std::string::npos) << err;
+    }
+    Json v = vocab;  // the largest id allowed: the vocabulary plus the five specials it already has
+    v["Ġthe"] = 2004;
+    EXPECT_EQ(construction_error(v, merges, Json(), Json()), "<no error>");
+}
+
+TEST(Tokenizer, OversizedTokensAreRefused) {
+    Json tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+    tj["model"]["vocab"][std::string(5000, 'a')] = 3;
+    EXPECT_NE(construction_error(Json(), "", tj, Json()).find("is 5000 bytes long (at most 1024)"), std::string::npos);
+    tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+    tj["added_tokens"].push_back({{"content", std::string(2000, '<')}});
+    EXPECT_NE(construction_error(Json(), "", tj, Json()).find("content is 2000 bytes long"), std::string::npos);
 }
 
 TEST(Tokenizer, InvalidUtf8IsReplacedLikePython) {

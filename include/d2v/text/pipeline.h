@@ -5,6 +5,7 @@
 //   d2v::NamedOutputs out = pipe.run(batch);          // out["logits"], ...
 #pragma once
 #include <cstdio>
+#include <optional>
 
 #include "d2v/text/heads/classification.h"
 #include "d2v/text/heads/language_model.h"
@@ -43,12 +44,7 @@ public:
             case TextHead::TokenClassification: head_ = std::make_unique<TokenClassificationHead>(*file_, config_); break;
             case TextHead::QuestionAnswering: head_ = std::make_unique<QuestionAnsweringHead>(*file_, config_); break;
         }
-        if (file_->vocab().is_object()) {
-            Json tokenizer_json;
-            const std::string tj = file_->metadata_string("d2v.tokenizer_json");
-            if (!tj.empty()) tokenizer_json = Json::parse(tj);
-            tokenizer_.emplace(file_->vocab(), file_->metadata_string("d2v.merges_txt"), tokenizer_json, file_->tokenizer_config());
-        }
+        tokenizer_ = packed_tokenizer(*file_);
     }
 
     const ModelFile& file() const { return *file_; }
@@ -57,7 +53,9 @@ public:
     const TextModel& model() const { return *model_; }
     const LanguageModelHead* language_model() const { return lm_; }
     const BpeTokenizer& tokenizer() const {
-        if (!tokenizer_) throw Error(file_->path() + ": model file has no tokenizer (vocab.json/merges.txt were not in the checkpoint)");
+        if (!tokenizer_)
+            throw Error(file_->path() + ": model file has no tokenizer (the checkpoint had neither vocab.json + merges.txt "
+                                        "nor tokenizer.json)");
         return *tokenizer_;
     }
     // Longest input the position embeddings allow (positions start after padding_idx).
@@ -79,6 +77,24 @@ public:
     }
 
 private:
+    // The tokenizer the converter packed: vocab.json + merges.txt and/or tokenizer.json (all that
+    // Transformers 5 saves), with tokenizer_config.json; none if the checkpoint had neither.
+    static std::optional<BpeTokenizer> packed_tokenizer(const ModelFile& file) {
+        const std::string tokenizer_text = file.metadata_string("d2v.tokenizer_json");
+        if (!file.vocab().is_object() && tokenizer_text.empty()) return std::nullopt;
+        Json tokenizer_json;
+        try {
+            if (!tokenizer_text.empty()) tokenizer_json = Json::parse(tokenizer_text);
+        } catch (const Json::exception& e) {
+            throw Error(file.path() + ": metadata 'd2v.tokenizer_json' is not valid JSON: " + e.what());
+        }
+        try {
+            return BpeTokenizer(file.vocab(), file.metadata_string("d2v.merges_txt"), tokenizer_json, file.tokenizer_config());
+        } catch (const Error& e) {
+            throw Error(file.path() + ": " + e.what());
+        }
+    }
+
     std::shared_ptr<const ModelFile> file_;
     TextHead head_kind_ = TextHead::Base;
     TextConfig config_;
