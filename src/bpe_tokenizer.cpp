@@ -1,4 +1,5 @@
-// RoBERTa byte-level BPE, natively (see include/d2v/text/tokenizer.h for the pipeline).
+// RoBERTa byte-level BPE, natively (see include/d2v/text/tokenizer.h for the pipeline; reading
+// the checkpoint's files into a TokenizerSpec is tokenizer_spec.cpp).
 //
 // Facts this follows (from the `tokenizers` library that RobertaTokenizerFast runs):
 //  * Added tokens are cut out before anything else, in two passes: tokens with normalized=false
@@ -12,7 +13,11 @@
 //  * BPE merges the lowest-ranked adjacent pair, the leftmost on ties, until none applies.
 //  * A token's offsets cover whole characters (a token holding some bytes of a multi-byte character
 //    spans the character). trim_offsets then drops leading / trailing spaces the token carries:
-//    'Ġ' (byte 0x20) in a BPE token, White_Space or U+0120 in an added token's matched text.
+//    'Ġ' (byte 0x20) in a BPE token, White_Space or U+0120 in an added token's matched text,
+//    counted in characters, after truncation and before the special tokens are added.
+//  * add_prefix_space puts a space before every piece (not only the text's first) that does not
+//    start with one; it stands at the piece's first character, so trimming it from any token but
+//    a sequence's first moves the start past that character (as `tokenizers` reports it).
 //  * Truncation (`tokenizers`' truncate_encodings) shares out m = max_length - special tokens.
 //    longest_first on a pair: if the shorter side (n1 tokens, the first on a tie) has
 //    n1 <= m - n1, the longer keeps m - n1; otherwise the shorter keeps floor(m/2) and the longer

@@ -5,12 +5,13 @@
 //   2. added tokens (<s> </s> <pad> <unk> <mask> and any other added token of tokenizer.json) are
 //      split out first, honouring their lstrip / rstrip / single_word / normalized flags (<mask>
 //      has lstrip=True in RoBERTa, so "a <mask>" gives "a" + "<mask>");
-//   3. every other piece is split with the GPT-2 pattern
+//   3. every other piece (with a space put before it if add_prefix_space) is split with the GPT-2 pattern
 //      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //      (PCRE2, UTF + UCP; \s is Unicode White_Space as in Oniguruma, see bpe_tokenizer.cpp);
 //   4. each split is byte-level BPE'd (merges applied by rank, leftmost first on ties);
-//   5. truncation as `tokenizers` does it, then <s> A </s> or <s> A </s></s> B </s>, with offsets
-//      trimmed of the spaces a token carries (trim_offsets=True).
+//   5. truncation as `tokenizers` does it, offsets trimmed of the spaces a token carries
+//      (trim_offsets), then the post-processor's special tokens and type ids: RoBERTa's
+//      <s> A </s> / <s> A </s></s> B </s>, or tokenizer.json's TemplateProcessing, or none.
 //
 // Offsets are BYTE offsets [start, end) into the sanitised UTF-8 text of the token's own sequence,
 // always on character boundaries (a token holding part of a multi-byte character spans the whole
@@ -55,11 +56,15 @@ struct AddedToken {
 
 class BpeTokenizer {
 public:
-    // From the checkpoint's files (the converter packs them into the model file as GGUF strings):
-    // vocab.json (parsed), merges.txt (raw text), tokenizer.json (parsed, may be null: added
-    // tokens), tokenizer_config.json (parsed, may be null). Without tokenizer.json the added tokens
-    // come from tokenizer_config.json's added_tokens_decoder, else the five RoBERTa special
-    // tokens with <mask> lstrip=True. An empty vocab / merges falls back to tokenizer.json's model.
+    // From the checkpoint's files (the converter packs them into the model file as GGUF strings),
+    // any of which may be absent (null Json / empty string): vocab.json (parsed), merges.txt (raw
+    // text), tokenizer.json (parsed), tokenizer_config.json (parsed). vocab.json + merges.txt
+    // (Transformers 4) or tokenizer.json alone (Transformers 5) is enough: an empty vocab / merges
+    // falls back to tokenizer.json's model. tokenizer.json, when given, says the pipeline
+    // (pre-tokenizer, post-processor, added tokens); without it, RoBERTa's, with the added tokens of
+    // tokenizer_config.json's added_tokens_decoder, else the five RoBERTa specials (<mask>
+    // lstrip=True). Throws d2v::Error naming the field for anything malformed, out of bounds or not
+    // implemented (a non-BPE model, a normalizer, a pre-tokenizer other than ByteLevel, ...).
     BpeTokenizer(const Json& vocab, const std::string& merges_txt, const Json& tokenizer_json,
                  const Json& tokenizer_config);
 
