@@ -11,9 +11,19 @@ namespace d2v {
 namespace {
 
 constexpr uint32_t kGgmlTypeF32 = 0;
-constexpr uint64_t kMaxDims = 4;          // GGML_MAX_DIMS
-constexpr uint64_t kMaxCount = 1u << 24;  // sanity bound for tensor / key / array counts
+constexpr uint64_t kMaxDims = 4;  // GGML_MAX_DIMS
 constexpr uint64_t kMaxNesting = 4;
+// A data2vec-large checkpoint has ~400 tensors and our converter writes ~10 metadata keys; these
+// caps keep the in-memory directory (~200 bytes per entry) small whatever the header claims.
+constexpr uint64_t kMaxTensors = 1u << 16;
+constexpr uint64_t kMaxMetadataKeys = 1u << 16;
+// Tensor names and metadata keys are short identifiers; a longer one is corruption (and would
+// otherwise be echoed into error messages).
+constexpr uint64_t kMaxNameLength = 4096;
+// Smallest possible encodings, to bound a claimed count by the bytes left in the file:
+// key/value = key length (8) + type (4) + 1 byte of value; tensor info = name length (8) + rank (4)
+// + one dimension (8) + type (4) + offset (8).
+constexpr uint64_t kMinMetadataBytes = 13, kMinTensorInfoBytes = 32;
 
 enum GgufType : uint32_t {
     U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
@@ -33,12 +43,17 @@ public:
         pos_ += sizeof(T);
         return value;
     }
-    std::string read_string(const char* what) {
+    std::string read_string(const char* what, uint64_t max_length = UINT64_MAX) {
         uint64_t len = read<uint64_t>(what);
+        if (len > max_length) fail(std::string(what) + " is " + std::to_string(len) + " bytes long (at most " + std::to_string(max_length) + ")");
         need(len, what);
         std::string s(reinterpret_cast<const char*>(data_ + pos_), len);
         pos_ += len;
         return s;
+    }
+    void skip(uint64_t n, const char* what) {
+        need(n, what);
+        pos_ += n;
     }
     size_t pos() const { return pos_; }
     size_t remaining() const { return size_ - pos_; }
@@ -55,6 +70,17 @@ private:
     size_t pos_ = 0;
     std::string path_;
 };
+
+// Bytes per item of a fixed-size type; 0 for strings, arrays and unknown types.
+uint64_t fixed_width(uint32_t type) {
+    switch (type) {
+        case U8: case I8: case BOOL: return 1;
+        case U16: case I16: return 2;
+        case U32: case I32: case F32: return 4;
+        case U64: case I64: case F64: return 8;
+        default: return 0;
+    }
+}
 
 GgufValue read_value(Cursor& c, uint32_t type, uint64_t depth) {
     switch (type) {
@@ -76,12 +102,18 @@ GgufValue read_value(Cursor& c, uint32_t type, uint64_t depth) {
         case STRING: return c.read_string("string value");
         case ARRAY: {
             if (depth >= kMaxNesting) c.fail("arrays nested too deeply");
-            uint32_t item_type = c.read<uint32_t>("array item type");
-            uint64_t n = c.read<uint64_t>("array length");
-            if (n > kMaxCount || n > c.remaining()) c.fail("array length " + std::to_string(n) + " is implausible");
-            auto array = std::make_shared<GgufArray>();
-            array->items.reserve(n);
-            for (uint64_t i = 0; i < n; ++i) array->items.push_back(read_value(c, item_type, depth + 1));
+            GgufArray array;
+            array.item_type = c.read<uint32_t>("array item type");
+            array.size = c.read<uint64_t>("array length");
+            // Every item takes at least one byte, so a length beyond the bytes left is a lie.
+            if (array.size > c.remaining()) c.fail("array length " + std::to_string(array.size) + " exceeds the file");
+            if (const uint64_t width = fixed_width(array.item_type)) {
+                if (array.size > c.remaining() / width) c.fail("array of " + std::to_string(array.size) + " items exceeds the file");
+                c.skip(array.size * width, "array items");
+            } else {
+                // Strings and nested arrays: walked (each item's length checked), not kept.
+                for (uint64_t i = 0; i < array.size; ++i) read_value(c, array.item_type, depth + 1);
+            }
             return array;
         }
         default: c.fail("unknown metadata value type " + std::to_string(type));
@@ -118,10 +150,13 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
         if (version != 3) throw Error(path + ": unsupported GGUF version " + std::to_string(version) + " (need 3)");
         uint64_t n_tensors = c.read<uint64_t>("tensor count");
         uint64_t n_kv = c.read<uint64_t>("metadata count");
-        if (n_tensors > kMaxCount || n_kv > kMaxCount) c.fail("implausible tensor/metadata count");
+        if (n_kv > kMaxMetadataKeys || n_kv > c.remaining() / kMinMetadataBytes)
+            c.fail("metadata count " + std::to_string(n_kv) + " is implausible for a file of " + std::to_string(size_) + " bytes");
+        if (n_tensors > kMaxTensors || n_tensors > c.remaining() / kMinTensorInfoBytes)
+            c.fail("tensor count " + std::to_string(n_tensors) + " is implausible for a file of " + std::to_string(size_) + " bytes");
 
         for (uint64_t i = 0; i < n_kv; ++i) {
-            std::string key = c.read_string("metadata key");
+            std::string key = c.read_string("metadata key", kMaxNameLength);
             uint32_t type = c.read<uint32_t>("metadata type");
             GgufValue value = read_value(c, type, 0);
             if (!metadata_.emplace(key, std::move(value)).second) c.fail("duplicate metadata key '" + key + "'");
@@ -135,9 +170,10 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
 
         struct Pending { std::string name; Shape shape; uint32_t type; uint64_t offset; uint64_t n; };
         std::vector<Pending> pending;
+        pending.reserve(n_tensors);
         for (uint64_t i = 0; i < n_tensors; ++i) {
             Pending t;
-            t.name = c.read_string("tensor name");
+            t.name = c.read_string("tensor name", kMaxNameLength);
             uint32_t n_dims = c.read<uint32_t>("tensor rank");
             if (n_dims == 0 || n_dims > kMaxDims) c.fail("tensor '" + t.name + "' has rank " + std::to_string(n_dims));
             std::vector<uint64_t> ne(n_dims);

@@ -1,6 +1,8 @@
 // Read-only, memory-mapped GGUF reader (format: github.com/ggml-org/ggml/blob/master/docs/gguf.md).
 // Every count, length, offset and size is checked against the file before use, so a truncated or
-// corrupted file gives a d2v::Error naming what is wrong — never an out-of-bounds read.
+// corrupted file gives a d2v::Error naming what is wrong — never an out-of-bounds read. Memory is
+// bounded by the bytes the file really holds, not by the counts its header claims: metadata arrays are
+// checked but not expanded (no key we read is an array), and key/tensor counts are capped.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -13,11 +15,13 @@
 
 namespace d2v {
 
-struct GgufArray;
-using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<GgufArray>>;
+// A metadata array: its item type and length only. Expanding one into values costs ~40 bytes per
+// file byte (a 16 MB u8 array would take 640 MB), and no key we read holds an array.
 struct GgufArray {
-    std::vector<GgufValue> items;
+    uint32_t item_type = 0;
+    uint64_t size = 0;
 };
+using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, GgufArray>;
 
 struct GgufTensor {
     std::string name;
@@ -41,6 +45,7 @@ public:
     uint64_t get_uint(const std::string& key) const;
     std::string get_string_or(const std::string& key, const std::string& fallback) const;
 
+    const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
     const std::map<std::string, GgufTensor>& tensors() const { return tensors_; }
     const GgufTensor* find_tensor(const std::string& name) const;
 

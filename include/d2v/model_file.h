@@ -1,7 +1,15 @@
 // A converted model file: the GGUF container plus the JSON documents the converter packed into it
 // (config.json, preprocessor_config.json, vocab.json), and strict tensor look-up against a table of
 // expected names and shapes (one table per architecture, see <modality>/tensor_names.h).
+//
+// Hostile files: a config can claim any count (num_hidden_layers: 1048576 in a 690 KB file). Tables
+// therefore declare repeated blocks (layers, conv layers) with add_repeated(), and validate() checks
+// each count against the tensors the file really holds before expanding it, so loading costs memory
+// and time in proportion to the file, never to the config's claims.
 #pragma once
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -23,14 +31,32 @@ struct TensorSpec {
 // tensor table; the loader refuses a file with a missing, extra or mis-shaped tensor.
 class TensorTable {
 public:
+    // One block of tensors (e.g. one encoder layer), given its index.
+    using Block = std::function<void(TensorTable&, int64_t index)>;
+
     void add(std::string name, Shape shape) { specs_.push_back({std::move(name), std::move(shape)}); }
+    // `count` copies of a block, `count` coming from the config field `field`. Expanded by validate()
+    // only once the file is known to hold enough tensors for them.
+    void add_repeated(std::string field, int64_t count, Block block) {
+        repeated_.push_back({std::move(field), count, std::move(block)});
+    }
     // Tensors a checkpoint may carry that inference does not use (e.g. pre-training only).
     void allow_unused(std::string name) { unused_ok_.insert(std::move(name)); }
     const std::vector<TensorSpec>& specs() const { return specs_; }
     const std::set<std::string>& unused_ok() const { return unused_ok_; }
 
+    // Every spec and unused name, repeated blocks expanded; a block count whose tensors cannot all be
+    // in a file of `available_tensors` tensors is an Error naming the config field.
+    TensorTable expanded(uint64_t available_tensors) const;
+
 private:
+    struct Repeated {
+        std::string field;
+        int64_t count;
+        Block block;
+    };
     std::vector<TensorSpec> specs_;
+    std::vector<Repeated> repeated_;
     std::set<std::string> unused_ok_;
 };
 
@@ -50,7 +76,8 @@ public:
     // Refuse a file of another modality, naming what it is and what the caller needed.
     void require_architecture(const std::string& expected, const std::string& program) const;
     // Check the file's tensors against the table: every expected tensor present with the exact shape,
-    // no tensor left over unless the table allows it. The error names every offending tensor.
+    // no tensor left over unless the table allows it. The error names the offending tensors (the
+    // first kMaxListedProblems of them, then how many more).
     void validate(const TensorTable& table) const;
     // Pointer into the mapped file for a tensor that validate() has checked.
     const float* tensor(const std::string& name) const;
@@ -58,105 +85,102 @@ public:
     // Other packed documents (e.g. "d2v.merges_txt", "d2v.tokenizer_json"); empty if absent.
     std::string metadata_string(const std::string& key) const { return gguf_->get_string_or(key, ""); }
 
+    static constexpr size_t kMaxListedProblems = 20;
+
 private:
     std::unique_ptr<GgufFile> gguf_;
     std::string architecture_, model_class_;
     Json config_, preprocessor_, vocab_, tokenizer_config_;
 };
 
-// ---- typed config access: a wrong type is an error naming the field, a missing field takes HF's default.
+// ---- typed config access: a value of the wrong kind is an error naming the field, a missing (or
+// null) field takes HF's default. Strict on purpose: nlohmann's get<int64_t>() would turn 32.5 into
+// 32 and true into 1 without a word, and Transformers would fail on either.
+template <typename T>
+T config_cast(const Json& value, const std::string& key);
+
+template <>
+inline int64_t config_cast<int64_t>(const Json& v, const std::string& key) {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+        throw Error("config field '" + key + "' is out of range: " + v.dump());
+    if (!v.is_number_integer()) throw Error("config field '" + key + "' must be an integer, got " + v.dump());
+    return v.get<int64_t>();
+}
+
+template <>
+inline double config_cast<double>(const Json& v, const std::string& key) {
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+        throw Error("config field '" + key + "' must be a finite number, got " + v.dump());
+    return v.get<double>();
+}
+
+template <>
+inline bool config_cast<bool>(const Json& v, const std::string& key) {
+    if (!v.is_boolean()) throw Error("config field '" + key + "' must be true or false, got " + v.dump());
+    return v.get<bool>();
+}
+
+template <>
+inline std::string config_cast<std::string>(const Json& v, const std::string& key) {
+    if (!v.is_string()) throw Error("config field '" + key + "' must be a string, got " + v.dump());
+    return v.get<std::string>();
+}
+
+template <>
+inline std::vector<int64_t> config_cast<std::vector<int64_t>>(const Json& v, const std::string& key) {
+    if (!v.is_array()) throw Error("config field '" + key + "' must be a list of integers, got " + v.dump());
+    std::vector<int64_t> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out.push_back(config_cast<int64_t>(v[i], key + "[" + std::to_string(i) + "]"));
+    return out;
+}
+
 template <typename T>
 T config_value(const Json& config, const std::string& key, const T& fallback) {
     auto it = config.find(key);
     if (it == config.end() || it->is_null()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const std::exception&) {
-        throw Error("config field '" + key + "' has an unexpected type: " + it->dump());
-    }
+    return config_cast<T>(*it, key);
 }
 
 // Upper bound for any count a config gives (layers, labels, ...): refuses absurd values before
-// anything is allocated or looped over.
+// anything is allocated or looped over. Counts of repeated tensor blocks are further bounded by the
+// file (TensorTable::add_repeated).
 constexpr int64_t kMaxConfigCount = int64_t(1) << 20;
+// Upper bound for any size a config gives (hidden size, vocabulary, ...): 2^24 is 2000x BERT's
+// hidden size and 60x the largest vocabularies; it keeps every product of two sizes inside int64.
+constexpr int64_t kMaxConfigSize = int64_t(1) << 24;
+
+// An integer field within [min, max], the range in the message.
+inline int64_t config_int(const Json& config, const std::string& key, int64_t fallback, int64_t min, int64_t max) {
+    const int64_t v = config_value<int64_t>(config, key, fallback);
+    if (v < min || v > max)
+        throw Error("config field '" + key + "' = " + std::to_string(v) + " is out of range [" + std::to_string(min) + ", " +
+                    std::to_string(max) + "]");
+    return v;
+}
+
+// A list of integers, each within [min, max], at most kMaxConfigCount long.
+inline std::vector<int64_t> config_ints(const Json& config, const std::string& key, const std::vector<int64_t>& fallback,
+                                        int64_t min, int64_t max) {
+    std::vector<int64_t> v = config_value<std::vector<int64_t>>(config, key, fallback);
+    if (int64_t(v.size()) > kMaxConfigCount) throw Error("config field '" + key + "' has too many entries");
+    for (size_t i = 0; i < v.size(); ++i)
+        if (v[i] < min || v[i] > max)
+            throw Error("config field '" + key + "[" + std::to_string(i) + "]' = " + std::to_string(v[i]) + " is out of range [" +
+                        std::to_string(min) + ", " + std::to_string(max) + "]");
+    return v;
+}
+
+// A finite number within [min, max].
+inline double config_number(const Json& config, const std::string& key, double fallback, double min, double max) {
+    const double v = config_value<double>(config, key, fallback);
+    if (!(v >= min && v <= max))
+        throw Error("config field '" + key + "' = " + Json(v).dump() + " is out of range [" + Json(min).dump() + ", " +
+                    Json(max).dump() + "]");
+    return v;
+}
 
 // id2label as a vector indexed by class id (any modality's config).
-inline std::vector<std::string> read_labels(const Json& j) {
-    // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
-    std::vector<std::string> labels;
-    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty()) {
-        labels.resize(it->size());
-        for (auto& [key, value] : it->items()) {
-            size_t id = 0;
-            try {
-                id = std::stoul(key);
-            } catch (const std::exception&) {
-                throw Error("config id2label has a non-numeric key '" + key + "'");
-            }
-            if (id >= labels.size()) throw Error("config id2label ids are not 0..n-1");
-            if (!value.is_string()) throw Error("config id2label['" + key + "'] is not a string");
-            labels[id] = value.get<std::string>();
-        }
-    } else {
-        int64_t n = config_value<int64_t>(j, "num_labels", 2);
-        if (n < 1 || n > kMaxConfigCount) throw Error("config: num_labels " + std::to_string(n) + " is out of range");
-        for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
-    }
-    return labels;
-}
-
-inline ModelFile::ModelFile(const std::string& path) : gguf_(std::make_unique<GgufFile>(path)) {
-    if (!gguf_->has("d2v.config_json") || !gguf_->has("general.architecture"))
-        throw Error(path + ": GGUF file was not written by weights_tools/convert.py (no d2v.config_json); "
-                           "convert the Hugging Face checkpoint with it first");
-    architecture_ = gguf_->get_string("general.architecture");
-    model_class_ = gguf_->get_string_or("d2v.model_class", "");
-    uint64_t version = gguf_->get_uint("d2v.format_version");
-    if (version != 1) throw Error(path + ": d2v.format_version " + std::to_string(version) + " is not supported");
-    auto parse = [&](const char* key, Json& out) {
-        if (!gguf_->has(key)) return;
-        try {
-            out = Json::parse(gguf_->get_string(key));
-        } catch (const Json::exception& e) {
-            throw Error(path + ": metadata '" + key + "' is not valid JSON: " + e.what());
-        }
-    };
-    parse("d2v.config_json", config_);
-    if (!config_.is_object()) throw Error(path + ": d2v.config_json is not a JSON object");
-    parse("d2v.preprocessor_json", preprocessor_);
-    parse("d2v.vocab_json", vocab_);
-    parse("d2v.tokenizer_config_json", tokenizer_config_);
-}
-
-inline void ModelFile::require_architecture(const std::string& expected, const std::string& program) const {
-    if (architecture_ != expected)
-        throw Error(path() + " holds a '" + architecture_ + "' model (" + model_class_ + "); " + program +
-                    " needs a '" + expected + "' model");
-}
-
-inline void ModelFile::validate(const TensorTable& table) const {
-    std::string problems;
-    std::set<std::string> expected;
-    for (const auto& spec : table.specs()) {
-        expected.insert(spec.name);
-        const GgufTensor* t = gguf_->find_tensor(spec.name);
-        if (!t)
-            problems += "\n  missing tensor '" + spec.name + "' " + shape_to_string(spec.shape);
-        else if (t->shape != spec.shape)
-            problems += "\n  tensor '" + spec.name + "' has shape " + shape_to_string(t->shape) + ", config implies " +
-                        shape_to_string(spec.shape);
-    }
-    for (const auto& [name, t] : gguf_->tensors())
-        if (!expected.count(name) && !table.unused_ok().count(name))
-            problems += "\n  unexpected tensor '" + name + "' " + shape_to_string(t.shape) +
-                        " (does the config match the weights?)";
-    if (!problems.empty()) throw Error(path() + ": weights do not match " + model_class_ + " config:" + problems);
-}
-
-inline const float* ModelFile::tensor(const std::string& name) const {
-    const GgufTensor* t = gguf_->find_tensor(name);
-    if (!t) throw Error(path() + ": missing tensor '" + name + "'");
-    return t->data;
-}
+std::vector<std::string> read_labels(const Json& config);
 
 }  // namespace d2v

@@ -36,68 +36,58 @@ struct AudioConfig {
 
 inline AudioConfig parse_audio_config(const Json& j) {
     AudioConfig c;
-    auto get_int = [&](const char* k, int64_t& v) { v = config_value<int64_t>(j, k, v); };
-    auto get_ints = [&](const char* k, std::vector<int64_t>& v) { v = config_value<std::vector<int64_t>>(j, k, v); };
-    get_int("hidden_size", c.hidden_size);
-    get_int("num_hidden_layers", c.num_hidden_layers);
-    get_int("num_attention_heads", c.num_attention_heads);
-    get_int("intermediate_size", c.intermediate_size);
-    c.hidden_act = parse_activation(config_value<std::string>(j, "hidden_act", "gelu"));
-    c.feat_extract_activation = parse_activation(config_value<std::string>(j, "feat_extract_activation", "gelu"));
-    c.layer_norm_eps = float(config_value<double>(j, "layer_norm_eps", 1e-5));
-    get_ints("conv_dim", c.conv_dim);
-    get_ints("conv_stride", c.conv_stride);
-    get_ints("conv_kernel", c.conv_kernel);
+    constexpr int64_t kMaxKernel = int64_t(1) << 16;  // conv kernels, strides, dilations
+    auto size = [&](const char* k, int64_t& v) { v = config_int(j, k, v, 1, kMaxConfigSize); };
+    auto count = [&](const char* k, int64_t& v) { v = config_int(j, k, v, 0, kMaxConfigCount); };
+    auto kernel = [&](const char* k, int64_t& v) { v = config_int(j, k, v, 1, kMaxKernel); };
+    size("hidden_size", c.hidden_size);
+    count("num_hidden_layers", c.num_hidden_layers);
+    size("num_attention_heads", c.num_attention_heads);
+    size("intermediate_size", c.intermediate_size);
+    c.hidden_act = parse_activation("hidden_act", config_value<std::string>(j, "hidden_act", "gelu"));
+    c.feat_extract_activation =
+        parse_activation("feat_extract_activation", config_value<std::string>(j, "feat_extract_activation", "gelu"));
+    c.layer_norm_eps = float(config_number(j, "layer_norm_eps", 1e-5, 0.0, 1e6));
+    c.conv_dim = config_ints(j, "conv_dim", c.conv_dim, 1, kMaxConfigSize);
+    c.conv_stride = config_ints(j, "conv_stride", c.conv_stride, 1, kMaxKernel);
+    c.conv_kernel = config_ints(j, "conv_kernel", c.conv_kernel, 1, kMaxKernel);
     c.conv_bias = config_value<bool>(j, "conv_bias", false);
-    get_int("num_conv_pos_embeddings", c.num_conv_pos_embeddings);
-    get_int("conv_pos_kernel_size", c.conv_pos_kernel_size);
-    get_int("num_conv_pos_embedding_groups", c.num_conv_pos_embedding_groups);
-    get_int("vocab_size", c.vocab_size);
-    get_int("pad_token_id", c.pad_token_id);
+    count("num_conv_pos_embeddings", c.num_conv_pos_embeddings);
+    kernel("conv_pos_kernel_size", c.conv_pos_kernel_size);
+    size("num_conv_pos_embedding_groups", c.num_conv_pos_embedding_groups);
+    size("vocab_size", c.vocab_size);
+    c.pad_token_id = config_int(j, "pad_token_id", c.pad_token_id, 0, c.vocab_size - 1);  // the CTC blank
     c.ctc_loss_reduction = config_value<std::string>(j, "ctc_loss_reduction", "sum");
     c.ctc_zero_infinity = config_value<bool>(j, "ctc_zero_infinity", false);
     c.use_weighted_layer_sum = config_value<bool>(j, "use_weighted_layer_sum", false);
-    get_int("classifier_proj_size", c.classifier_proj_size);
-    get_ints("tdnn_dim", c.tdnn_dim);
-    get_ints("tdnn_kernel", c.tdnn_kernel);
-    get_ints("tdnn_dilation", c.tdnn_dilation);
-    get_int("xvector_output_dim", c.xvector_output_dim);
+    size("classifier_proj_size", c.classifier_proj_size);
+    c.tdnn_dim = config_ints(j, "tdnn_dim", c.tdnn_dim, 1, kMaxConfigSize);
+    c.tdnn_kernel = config_ints(j, "tdnn_kernel", c.tdnn_kernel, 1, kMaxKernel);
+    c.tdnn_dilation = config_ints(j, "tdnn_dilation", c.tdnn_dilation, 1, kMaxKernel);
+    size("xvector_output_dim", c.xvector_output_dim);
     c.labels = read_labels(j);
     c.add_adapter = config_value<bool>(j, "add_adapter", false);
-    get_int("adapter_kernel_size", c.adapter_kernel_size);
-    get_int("adapter_stride", c.adapter_stride);
-    get_int("num_adapter_layers", c.num_adapter_layers);
-    c.output_hidden_size = config_value<int64_t>(j, "output_hidden_size", c.hidden_size);
+    kernel("adapter_kernel_size", c.adapter_kernel_size);
+    kernel("adapter_stride", c.adapter_stride);
+    count("num_adapter_layers", c.num_adapter_layers);
+    c.output_hidden_size = config_int(j, "output_hidden_size", c.hidden_size, 1, kMaxConfigSize);
 
     // Refuse what Transformers would refuse or what cannot be computed, with the field named.
     if (c.conv_dim.empty() || c.conv_dim.size() != c.conv_stride.size() || c.conv_dim.size() != c.conv_kernel.size())
         throw Error("config: conv_dim, conv_stride and conv_kernel must have the same non-zero length");
     if (c.tdnn_dim.empty() || c.tdnn_dim.size() != c.tdnn_kernel.size() || c.tdnn_dim.size() != c.tdnn_dilation.size())
         throw Error("config: tdnn_dim, tdnn_kernel and tdnn_dilation must have the same non-zero length");
-    auto positive = [](const std::vector<int64_t>& v) {
-        for (auto x : v) if (x <= 0) return false;
-        return true;
-    };
-    if (!positive(c.conv_dim) || !positive(c.conv_stride) || !positive(c.conv_kernel) || !positive(c.tdnn_dim) ||
-        !positive(c.tdnn_kernel) || !positive(c.tdnn_dilation))
-        throw Error("config: conv/tdnn sizes must be positive");
-    if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+    if (c.hidden_size % c.num_attention_heads != 0)
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
-    if (c.num_conv_pos_embedding_groups <= 0 || c.hidden_size % c.num_conv_pos_embedding_groups != 0)
+    if (c.hidden_size % c.num_conv_pos_embedding_groups != 0)
         throw Error("config: hidden_size must be divisible by num_conv_pos_embedding_groups");
-    if (c.num_hidden_layers < 0 || c.num_hidden_layers > kMaxConfigCount || c.intermediate_size <= 0 ||
-        c.num_conv_pos_embeddings < 0 || c.num_conv_pos_embeddings > kMaxConfigCount)
-        throw Error("config: num_hidden_layers / intermediate_size / num_conv_pos_embeddings out of range");
-    if (c.add_adapter && (c.adapter_stride < 1 || c.adapter_kernel_size < 1 || c.num_adapter_layers < 0 ||
-                          c.num_adapter_layers > kMaxConfigCount || c.output_hidden_size < 1))
-        throw Error("config: adapter_stride / adapter_kernel_size / num_adapter_layers / output_hidden_size out of range");
-    if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
-        throw Error("config: pad_token_id (the CTC blank) must be a vocabulary id");
-    for (size_t i = 0; i < c.conv_stride.size(); ++i)
-        if (c.conv_stride[i] > (int64_t(1) << 16) || c.conv_kernel[i] > (int64_t(1) << 16)) throw Error("config: conv sizes out of range");
-    for (size_t i = 0; i < c.tdnn_kernel.size(); ++i)
-        if (c.tdnn_kernel[i] > (int64_t(1) << 16) || c.tdnn_dilation[i] > (int64_t(1) << 16) || c.tdnn_dim[i] > (int64_t(1) << 24))
-            throw Error("config: tdnn sizes out of range");
+    // The samples one output frame needs, (need - 1) * stride + kernel per layer from the top: bounded
+    // here so that receptive_field() and the length arithmetic cannot overflow.
+    int64_t need = 1;
+    for (size_t i = c.conv_kernel.size(); i-- > 0;) {
+        need = (need - 1) * c.conv_stride[i] + c.conv_kernel[i];
+        if (need > (int64_t(1) << 40)) throw Error("config: conv_kernel / conv_stride make one frame span more than 2^40 samples");
+    }
     if (c.ctc_loss_reduction != "sum" && c.ctc_loss_reduction != "mean" && c.ctc_loss_reduction != "none")
         throw Error("config: ctc_loss_reduction must be 'sum', 'mean' or 'none'");
     if (config_value<std::string>(j, "feat_extract_norm", "layer") != "layer")

@@ -89,26 +89,30 @@ inline TransformerLayerNames encoder_layer_names(int i) {
 
 inline TensorTable audio_tensor_table(const AudioConfig& c, AudioHead head) {
     TensorTable t;
+    const auto cfg = std::make_shared<const AudioConfig>(c);  // the blocks outlive the caller's config
     const int64_t H = c.hidden_size;
-    for (size_t i = 0; i < c.conv_dim.size(); ++i) {
-        const int64_t c_in = i == 0 ? 1 : c.conv_dim[i - 1], c_out = c.conv_dim[i];
-        t.add(name(T::ConvWeight, int(i)), {c_out, c_in, c.conv_kernel[i]});
-        if (c.conv_bias) t.add(name(T::ConvBias, int(i)), {c_out});
-        t.add(name(T::ConvNormWeight, int(i)), {c_out});
-        t.add(name(T::ConvNormBias, int(i)), {c_out});
-    }
+    // Repeated blocks go through add_repeated: the file, not the config, bounds how many are built.
+    t.add_repeated("conv_dim", int64_t(c.conv_dim.size()), [c = cfg](TensorTable& b, int64_t i) {
+        const int64_t c_in = i == 0 ? 1 : c->conv_dim[i - 1], c_out = c->conv_dim[i];
+        b.add(name(T::ConvWeight, int(i)), {c_out, c_in, c->conv_kernel[i]});
+        if (c->conv_bias) b.add(name(T::ConvBias, int(i)), {c_out});
+        b.add(name(T::ConvNormWeight, int(i)), {c_out});
+        b.add(name(T::ConvNormBias, int(i)), {c_out});
+    });
     const int64_t C = c.conv_dim.back();
     t.add(name(T::ProjectionNormWeight), {C});
     t.add(name(T::ProjectionNormBias), {C});
     t.add(name(T::ProjectionWeight), {H, C});
     t.add(name(T::ProjectionBias), {H});
-    for (int64_t i = 0; i < c.num_conv_pos_embeddings; ++i) {
-        t.add(name(T::PosConvWeight, int(i)), {H, H / c.num_conv_pos_embedding_groups, c.conv_pos_kernel_size});
-        t.add(name(T::PosConvBias, int(i)), {H});
-    }
+    t.add_repeated("num_conv_pos_embeddings", c.num_conv_pos_embeddings, [c = cfg, H](TensorTable& b, int64_t i) {
+        b.add(name(T::PosConvWeight, int(i)), {H, H / c->num_conv_pos_embedding_groups, c->conv_pos_kernel_size});
+        b.add(name(T::PosConvBias, int(i)), {H});
+    });
     t.add(name(T::EncoderNormWeight), {H});
     t.add(name(T::EncoderNormBias), {H});
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) add_layer_specs(t, encoder_layer_names(int(i)), H, c.intermediate_size);
+    t.add_repeated("num_hidden_layers", c.num_hidden_layers, [c = cfg, H](TensorTable& b, int64_t i) {
+        add_layer_specs(b, encoder_layer_names(int(i)), H, c->intermediate_size);
+    });
     if (c.add_adapter) {
         const int64_t O = c.output_hidden_size;
         if (O != H) {
@@ -117,10 +121,10 @@ inline TensorTable audio_tensor_table(const AudioConfig& c, AudioHead head) {
             t.add(name(T::AdapterProjNormWeight), {O});
             t.add(name(T::AdapterProjNormBias), {O});
         }
-        for (int64_t i = 0; i < c.num_adapter_layers; ++i) {
-            t.add(name(T::AdapterConvWeight, int(i)), {2 * O, O, c.adapter_kernel_size});
-            t.add(name(T::AdapterConvBias, int(i)), {2 * O});
-        }
+        t.add_repeated("num_adapter_layers", c.num_adapter_layers, [c = cfg, O](TensorTable& b, int64_t i) {
+            b.add(name(T::AdapterConvWeight, int(i)), {2 * O, O, c->adapter_kernel_size});
+            b.add(name(T::AdapterConvBias, int(i)), {2 * O});
+        });
     }
     t.allow_unused(name(T::MaskedSpecEmbed));  // SpecAugment, training only
 
@@ -147,11 +151,11 @@ inline TensorTable audio_tensor_table(const AudioConfig& c, AudioHead head) {
         case AudioHead::XVector: {
             t.add(name(T::ProjectorWeight), {c.tdnn_dim[0], H});
             t.add(name(T::ProjectorBias), {c.tdnn_dim[0]});
-            for (size_t i = 0; i < c.tdnn_dim.size(); ++i) {
-                const int64_t in = i == 0 ? c.tdnn_dim[0] : c.tdnn_dim[i - 1];
-                t.add(name(T::TdnnWeight, int(i)), {c.tdnn_dim[i], in * c.tdnn_kernel[i]});
-                t.add(name(T::TdnnBias, int(i)), {c.tdnn_dim[i]});
-            }
+            t.add_repeated("tdnn_dim", int64_t(c.tdnn_dim.size()), [c = cfg](TensorTable& b, int64_t i) {
+                const int64_t in = i == 0 ? c->tdnn_dim[0] : c->tdnn_dim[i - 1];
+                b.add(name(T::TdnnWeight, int(i)), {c->tdnn_dim[i], in * c->tdnn_kernel[i]});
+                b.add(name(T::TdnnBias, int(i)), {c->tdnn_dim[i]});
+            });
             t.add(name(T::XvectorFeatureWeight), {c.xvector_output_dim, 2 * c.tdnn_dim.back()});
             t.add(name(T::XvectorFeatureBias), {c.xvector_output_dim});
             t.add(name(T::ClassifierWeight), {c.xvector_output_dim, c.xvector_output_dim});

@@ -3,36 +3,83 @@
 #include <unsupported/Eigen/SpecialFunctions>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "d2v/tensor.h"
 
 namespace d2v {
 
-// Activation names as Transformers' ACT2FN spells them. Only the exact forms are offered where
-// Transformers uses them: "gelu" is the erf GELU (the tanh approximation is off by up to 4.7e-4).
-enum class Activation { Gelu, GeluTanh, Relu, Silu, Tanh, Linear };
+// Every activation Transformers' ACT2FN offers that has no learned parameters (prelu and xielu have
+// some, which no Data2Vec checkpoint carries). Each is computed as Transformers computes it: "gelu" is
+// the erf GELU, the tanh forms are the tanh approximation (off from "gelu" by up to 4.7e-4).
+enum class Activation {
+    Gelu, GeluClip10, GeluTanh, QuickGelu, Hardswish, Laplace, LeakyRelu, Linear, Mish,
+    Relu, Relu2, Relu6, Sigmoid, Silu, SqrtSoftplus, Tanh,
+};
 
-inline Activation parse_activation(const std::string& name) {
-    if (name == "gelu") return Activation::Gelu;
-    if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
-    if (name == "relu") return Activation::Relu;
-    if (name == "silu" || name == "swish") return Activation::Silu;
-    if (name == "tanh") return Activation::Tanh;
-    if (name == "linear") return Activation::Linear;
-    throw Error("unsupported activation function '" + name + "' (supported: gelu, gelu_new, relu, silu, swish, tanh, linear)");
+// ACT2FN's names (transformers/activations.py, ACT2CLS) and what computes each.
+inline const std::pair<const char*, Activation> kActivationNames[] = {
+    {"gelu", Activation::Gelu},
+    {"gelu_python", Activation::Gelu},  // the same erf formula written in Python
+    {"gelu_10", Activation::GeluClip10},
+    {"gelu_new", Activation::GeluTanh},
+    {"gelu_fast", Activation::GeluTanh},  // same formula, sqrt(2/pi) rounded to 10 digits
+    {"gelu_accurate", Activation::GeluTanh},
+    {"gelu_pytorch_tanh", Activation::GeluTanh},
+    {"gelu_python_tanh", Activation::GeluTanh},
+    {"quick_gelu", Activation::QuickGelu},
+    {"hardswish", Activation::Hardswish},
+    {"laplace", Activation::Laplace},
+    {"leaky_relu", Activation::LeakyRelu},
+    {"linear", Activation::Linear},
+    {"mish", Activation::Mish},
+    {"relu", Activation::Relu},
+    {"relu2", Activation::Relu2},
+    {"relu6", Activation::Relu6},
+    {"sigmoid", Activation::Sigmoid},
+    {"silu", Activation::Silu},
+    {"swish", Activation::Silu},
+    {"sqrtsoftplus", Activation::SqrtSoftplus},
+    {"tanh", Activation::Tanh},
+};
+
+// `field` is the config field that named the activation (hidden_act, feat_extract_activation, ...).
+inline Activation parse_activation(const std::string& field, const std::string& name) {
+    for (const auto& [known, act] : kActivationNames)
+        if (name == known) return act;
+    if (name == "prelu" || name == "xielu")
+        throw Error("config field '" + field + "': activation '" + name +
+                    "' has learned parameters, which Data2Vec checkpoints do not carry; not supported");
+    std::string all;
+    for (const auto& [known, act] : kActivationNames) all += std::string(all.empty() ? "" : ", ") + known;
+    throw Error("config field '" + field + "': unsupported activation '" + name.substr(0, 64) + "' (supported: " + all + ")");
 }
 
 inline void apply_activation(Activation act, float* x, int64_t n) {
     Eigen::Map<Eigen::ArrayXf> a(x, n);
+    // torch.nn.functional.softplus(beta=1, threshold=20): linear above 20.
+    auto softplus = [](const Eigen::ArrayXf& v) -> Eigen::ArrayXf { return (v > 20.0f).select(v, v.exp().log1p()); };
     switch (act) {
         case Activation::Gelu: a = 0.5f * a * (1.0f + (a * float(M_SQRT1_2)).erf()); break;
+        case Activation::GeluClip10: a = (0.5f * a * (1.0f + (a * float(M_SQRT1_2)).erf())).min(10.0f).max(-10.0f); break;
         case Activation::GeluTanh:
             a = 0.5f * a * (1.0f + (float(std::sqrt(2.0 / M_PI)) * (a + 0.044715f * a.cube())).tanh());
             break;
-        case Activation::Relu: a = a.max(0.0f); break;
-        case Activation::Silu: a = a / (1.0f + (-a).exp()); break;
-        case Activation::Tanh: a = a.tanh(); break;
+        case Activation::QuickGelu: a = a / (1.0f + (-1.702f * a).exp()); break;
+        case Activation::Hardswish: a = a * (a + 3.0f).max(0.0f).min(6.0f) / 6.0f; break;
+        case Activation::Laplace:  // MEGA's: 0.5 * (1 + erf((x - mu) / (sigma * sqrt(2))))
+            a = 0.5f * (1.0f + ((a - 0.707107f) / float(0.282095 * M_SQRT2)).erf());
+            break;
+        case Activation::LeakyRelu: a = (a >= 0.0f).select(a, 0.01f * a); break;
         case Activation::Linear: break;
+        case Activation::Mish: a = a * softplus(a).tanh(); break;
+        case Activation::Relu: a = a.max(0.0f); break;
+        case Activation::Relu2: a = a.max(0.0f).square(); break;
+        case Activation::Relu6: a = a.max(0.0f).min(6.0f); break;
+        case Activation::Sigmoid: a = 1.0f / (1.0f + (-a).exp()); break;
+        case Activation::Silu: a = a / (1.0f + (-a).exp()); break;
+        case Activation::SqrtSoftplus: a = softplus(a).sqrt(); break;
+        case Activation::Tanh: a = a.tanh(); break;
     }
 }
 

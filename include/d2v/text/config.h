@@ -23,34 +23,33 @@ struct TextConfig {
 
 inline TextConfig parse_text_config(const Json& j) {
     TextConfig c;
-    auto get_int = [&](const char* k, int64_t& v) { v = config_value<int64_t>(j, k, v); };
-    get_int("vocab_size", c.vocab_size);
-    get_int("hidden_size", c.hidden_size);
-    get_int("num_hidden_layers", c.num_hidden_layers);
-    get_int("num_attention_heads", c.num_attention_heads);
-    get_int("intermediate_size", c.intermediate_size);
-    get_int("max_position_embeddings", c.max_position_embeddings);
-    get_int("type_vocab_size", c.type_vocab_size);
-    get_int("pad_token_id", c.pad_token_id);
-    get_int("bos_token_id", c.bos_token_id);
-    get_int("eos_token_id", c.eos_token_id);
-    c.hidden_act = parse_activation(config_value<std::string>(j, "hidden_act", "gelu"));
-    c.layer_norm_eps = float(config_value<double>(j, "layer_norm_eps", 1e-12));
+    auto size = [&](const char* k, int64_t& v) { v = config_int(j, k, v, 1, kMaxConfigSize); };
+    size("vocab_size", c.vocab_size);
+    size("hidden_size", c.hidden_size);
+    c.num_hidden_layers = config_int(j, "num_hidden_layers", c.num_hidden_layers, 0, kMaxConfigCount);
+    size("num_attention_heads", c.num_attention_heads);
+    size("intermediate_size", c.intermediate_size);
+    size("max_position_embeddings", c.max_position_embeddings);
+    size("type_vocab_size", c.type_vocab_size);
+    c.pad_token_id = config_int(j, "pad_token_id", c.pad_token_id, 0, c.vocab_size - 1);
+    // Token ids the tokenizer/generation compare against; -1 is "none" in some configs.
+    c.bos_token_id = config_int(j, "bos_token_id", c.bos_token_id, -1, c.vocab_size - 1);
+    c.eos_token_id = config_int(j, "eos_token_id", c.eos_token_id, -1, c.vocab_size - 1);
+    c.hidden_act = parse_activation("hidden_act", config_value<std::string>(j, "hidden_act", "gelu"));
+    c.layer_norm_eps = float(config_number(j, "layer_norm_eps", 1e-12, 0.0, 1e6));
     const std::string pos = config_value<std::string>(j, "position_embedding_type", "absolute");
     if (pos == "relative_key") c.position_embedding = RelativeKeyEmbedding::Mode::Key;
     else if (pos == "relative_key_query") c.position_embedding = RelativeKeyEmbedding::Mode::KeyQuery;
-    else if (pos != "absolute") throw Error("config: position_embedding_type '" + pos + "' is not supported (absolute, relative_key, relative_key_query)");
+    else if (pos != "absolute") throw Error("config: position_embedding_type '" + pos.substr(0, 64) + "' is not supported (absolute, relative_key, relative_key_query)");
     c.is_decoder = config_value<bool>(j, "is_decoder", false);
     if (config_value<bool>(j, "add_cross_attention", false))
         throw Error("config: add_cross_attention=true (an encoder-decoder setup) is not supported");
     c.labels = read_labels(j);
     c.problem_type = config_value<std::string>(j, "problem_type", "");
-    if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+    if (c.hidden_size % c.num_attention_heads != 0)
         throw Error("config: hidden_size must be a positive multiple of num_attention_heads");
-    if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) throw Error("config: pad_token_id outside the vocabulary");
-    if (c.num_hidden_layers < 0 || c.num_hidden_layers > kMaxConfigCount || c.intermediate_size <= 0 ||
-        c.max_position_embeddings <= c.pad_token_id + 1 || c.max_position_embeddings > kMaxConfigCount || c.type_vocab_size < 1)
-        throw Error("config: num_hidden_layers / intermediate_size / max_position_embeddings / type_vocab_size out of range");
+    if (c.max_position_embeddings <= c.pad_token_id + 1)  // RoBERTa positions start after pad_token_id
+        throw Error("config: max_position_embeddings must exceed pad_token_id + 1");
     return c;
 }
 

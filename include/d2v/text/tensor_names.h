@@ -65,9 +65,11 @@ inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool ha
     t.add(names::kEmbeddingNormWeight, {H});
     t.add(names::kEmbeddingNormBias, {H});
     const bool relative = c.position_embedding != RelativeKeyEmbedding::Mode::None;
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-        add_layer_specs(t, text_layer_names(int(i)), H, c.intermediate_size,
-                        relative ? 2 * c.max_position_embeddings - 1 : 0, c.head_dim());
+    // The file, not the config, bounds how many layers are built (add_repeated).
+    const int64_t distance_rows = relative ? 2 * c.max_position_embeddings - 1 : 0, I = c.intermediate_size, D = c.head_dim();
+    t.add_repeated("num_hidden_layers", c.num_hidden_layers, [=](TensorTable& b, int64_t i) {
+        add_layer_specs(b, text_layer_names(int(i)), H, I, distance_rows, D);
+    });
     if (has_pooler) {
         t.add(names::kPoolerWeight, {H, H});
         t.add(names::kPoolerBias, {H});

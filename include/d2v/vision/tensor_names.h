@@ -61,6 +61,7 @@ inline int64_t relative_bias_rows(const VisionConfig& c) { return (2 * c.grid_he
 
 inline TensorTable vision_tensor_table(const VisionConfig& c, VisionHead head, bool has_pooler_norm) {
     TensorTable t;
+    const auto cfg = std::make_shared<const VisionConfig>(c);  // the blocks outlive the caller's config
     const int64_t H = c.hidden_size, N = c.num_labels(), P = c.patch_size;
     t.add(names::kClsToken, {1, 1, H});
     if (c.use_mask_token) t.add(names::kMaskToken, {1, 1, H});
@@ -70,10 +71,11 @@ inline TensorTable vision_tensor_table(const VisionConfig& c, VisionHead head, b
     t.add(names::kPatchBias, {H});
     if (c.use_shared_relative_position_bias) t.add(names::kSharedRelativeBias, {relative_bias_rows(c), c.num_attention_heads});
     const bool layer_scale = c.layer_scale_init_value > 0;
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-        add_layer_specs(t, vision_layer_names(int(i), layer_scale), H, c.intermediate_size);
-        if (c.use_relative_position_bias) t.add(names::layer_relative_bias(int(i)), {relative_bias_rows(c), c.num_attention_heads});
-    }
+    // Repeated blocks go through add_repeated: the file, not the config, bounds how many are built.
+    t.add_repeated("num_hidden_layers", c.num_hidden_layers, [c = cfg, H, layer_scale](TensorTable& b, int64_t i) {
+        add_layer_specs(b, vision_layer_names(int(i), layer_scale), H, c->intermediate_size);
+        if (c->use_relative_position_bias) b.add(names::layer_relative_bias(int(i)), {relative_bias_rows(*c), c->num_attention_heads});
+    });
     if (!c.use_mean_pooling) {
         t.add(names::kFinalNormWeight, {H});
         t.add(names::kFinalNormBias, {H});
@@ -98,7 +100,9 @@ inline TensorTable vision_tensor_table(const VisionConfig& c, VisionHead head, b
             t.add("fpn2.0.weight", {H, H, 2, 2});
             t.add("fpn2.0.bias", {H});
             const int64_t S = int64_t(c.pool_scales.size());
-            for (int64_t i = 0; i < S; ++i) add_conv_block(t, "decode_head.psp_modules.blocks." + std::to_string(i) + ".conv", H, H, 1);
+            t.add_repeated("pool_scales", S, [H](TensorTable& b, int64_t i) {
+                add_conv_block(b, "decode_head.psp_modules.blocks." + std::to_string(i) + ".conv", H, H, 1);
+            });
             add_conv_block(t, "decode_head.psp_bottleneck", H, H + S * H, 3);
             for (int i = 0; i < 3; ++i) {
                 add_conv_block(t, "decode_head.lateral_convs." + std::to_string(i), H, H, 1);
@@ -109,8 +113,9 @@ inline TensorTable vision_tensor_table(const VisionConfig& c, VisionHead head, b
             t.add("decode_head.classifier.bias", {N});
             if (c.use_auxiliary_head) {
                 const int64_t A = c.auxiliary_channels;
-                for (int64_t i = 0; i < c.auxiliary_num_convs; ++i)
-                    add_conv_block(t, "auxiliary_head.convs." + std::to_string(i), A, i == 0 ? H : A, 3);
+                t.add_repeated("auxiliary_num_convs", c.auxiliary_num_convs, [A, H](TensorTable& b, int64_t i) {
+                    add_conv_block(b, "auxiliary_head.convs." + std::to_string(i), A, i == 0 ? H : A, 3);
+                });
                 if (c.auxiliary_concat_input) add_conv_block(t, "auxiliary_head.conv_cat", A, H + A, 3);
                 t.add("auxiliary_head.classifier.weight", {N, A, 1, 1});
                 t.add("auxiliary_head.classifier.bias", {N});

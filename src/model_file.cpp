@@ -1,0 +1,151 @@
+#include "d2v/model_file.h"
+
+namespace d2v {
+namespace {
+
+// Bound on each packed JSON document: nlohmann's in-memory form takes up to ~10x the text, so this
+// caps what a file can make us allocate while staying far above real checkpoints (a config with
+// ImageNet-22k's 21841 labels is ~0.6 MB; RoBERTa's vocab.json 0.8 MB; large tokenizers ~10 MB).
+constexpr size_t kMaxConfigJsonBytes = size_t(16) << 20;
+constexpr size_t kMaxVocabJsonBytes = size_t(64) << 20;
+
+// Collects load problems; lists the first few, counts the rest (a hostile config can make millions).
+class ProblemList {
+public:
+    void add(const std::string& problem) {
+        if (count_++ < ModelFile::kMaxListedProblems) text_ += "\n  " + problem;
+    }
+    bool empty() const { return count_ == 0; }
+    std::string text() const {
+        if (count_ <= ModelFile::kMaxListedProblems) return text_;
+        return text_ + "\n  ... and " + std::to_string(count_ - ModelFile::kMaxListedProblems) + " more";
+    }
+
+private:
+    std::string text_;
+    size_t count_ = 0;
+};
+
+void expand_into(const TensorTable& from, TensorTable& into);
+
+}  // namespace
+
+TensorTable TensorTable::expanded(uint64_t available_tensors) const {
+    TensorTable out;
+    out.specs_ = specs_;
+    out.unused_ok_ = unused_ok_;
+    for (const auto& r : repeated_) {
+        if (r.count < 0) throw Error("config field '" + r.field + "' = " + std::to_string(r.count) + " is negative");
+        if (r.count == 0) continue;
+        // Build one block to learn its size: count blocks need count * size distinct tensors.
+        TensorTable one;
+        r.block(one, 0);
+        const TensorTable first = one.expanded(available_tensors);
+        const uint64_t per_block = first.specs_.size();
+        if (per_block > 0 && uint64_t(r.count) > available_tensors / per_block)
+            throw Error("config field '" + r.field + "' = " + std::to_string(r.count) + " needs " + std::to_string(per_block) +
+                        " tensors per entry, more than the " + std::to_string(available_tensors) +
+                        " tensors the file holds (does the config match the weights?)");
+        expand_into(first, out);
+        for (int64_t i = 1; i < r.count; ++i) {
+            TensorTable block;
+            r.block(block, i);
+            expand_into(block.expanded(available_tensors), out);
+        }
+    }
+    return out;
+}
+
+namespace {
+void expand_into(const TensorTable& from, TensorTable& into) {
+    for (const auto& spec : from.specs()) into.add(spec.name, spec.shape);
+    for (const auto& name : from.unused_ok()) into.allow_unused(name);
+}
+}  // namespace
+
+ModelFile::ModelFile(const std::string& path) : gguf_(std::make_unique<GgufFile>(path)) {
+    if (!gguf_->has("d2v.config_json") || !gguf_->has("general.architecture"))
+        throw Error(path + ": GGUF file was not written by weights_tools/convert.py (no d2v.config_json); "
+                           "convert the Hugging Face checkpoint with it first");
+    architecture_ = gguf_->get_string("general.architecture");
+    model_class_ = gguf_->get_string_or("d2v.model_class", "");
+    uint64_t version = gguf_->get_uint("d2v.format_version");
+    if (version != 1) throw Error(path + ": d2v.format_version " + std::to_string(version) + " is not supported");
+    auto parse = [&](const char* key, Json& out, size_t max_bytes) {
+        if (!gguf_->has(key)) return;
+        const std::string text = gguf_->get_string(key);
+        if (text.size() > max_bytes)
+            throw Error(path + ": metadata '" + key + "' is " + std::to_string(text.size()) + " bytes, more than the " +
+                        std::to_string(max_bytes) + " this reader accepts");
+        try {
+            out = Json::parse(text);
+        } catch (const Json::exception& e) {
+            throw Error(path + ": metadata '" + key + "' is not valid JSON: " + e.what());
+        }
+    };
+    parse("d2v.config_json", config_, kMaxConfigJsonBytes);
+    if (!config_.is_object()) throw Error(path + ": d2v.config_json is not a JSON object");
+    parse("d2v.preprocessor_json", preprocessor_, kMaxConfigJsonBytes);
+    parse("d2v.vocab_json", vocab_, kMaxVocabJsonBytes);
+    parse("d2v.tokenizer_config_json", tokenizer_config_, kMaxConfigJsonBytes);
+}
+
+void ModelFile::require_architecture(const std::string& expected, const std::string& program) const {
+    if (architecture_ != expected)
+        throw Error(path() + " holds a '" + architecture_ + "' model (" + model_class_ + "); " + program + " needs a '" +
+                    expected + "' model");
+}
+
+void ModelFile::validate(const TensorTable& compact) const {
+    const TensorTable table = compact.expanded(gguf_->tensors().size());
+    ProblemList problems;
+    std::set<std::string> expected;
+    for (const auto& spec : table.specs()) {
+        expected.insert(spec.name);
+        const GgufTensor* t = gguf_->find_tensor(spec.name);
+        if (!t)
+            problems.add("missing tensor '" + spec.name + "' " + shape_to_string(spec.shape));
+        else if (t->shape != spec.shape)
+            problems.add("tensor '" + spec.name + "' has shape " + shape_to_string(t->shape) + ", config implies " +
+                         shape_to_string(spec.shape));
+    }
+    for (const auto& [name, t] : gguf_->tensors())
+        if (!expected.count(name) && !table.unused_ok().count(name))
+            problems.add("unexpected tensor '" + name + "' " + shape_to_string(t.shape) + " (does the config match the weights?)");
+    if (!problems.empty()) throw Error(path() + ": weights do not match " + model_class_ + " config:" + problems.text());
+}
+
+const float* ModelFile::tensor(const std::string& name) const {
+    const GgufTensor* t = gguf_->find_tensor(name);
+    if (!t) throw Error(path() + ": missing tensor '" + name + "'");
+    return t->data;
+}
+
+std::vector<std::string> read_labels(const Json& j) {
+    // id2label is {"0": "name", ...}; num_labels alone (no id2label) means LABEL_i names.
+    std::vector<std::string> labels;
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty()) {
+        labels.resize(it->size());
+        std::vector<bool> seen(labels.size());
+        for (auto& [key, value] : it->items()) {
+            size_t id = 0;
+            size_t used = 0;
+            try {
+                id = std::stoul(key, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != key.size()) throw Error("config id2label has a non-numeric key '" + key.substr(0, 64) + "'");
+            if (id >= labels.size() || seen[id]) throw Error("config id2label ids are not 0..n-1");
+            seen[id] = true;
+            if (!value.is_string()) throw Error("config id2label['" + key + "'] is not a string");
+            labels[id] = value.get<std::string>();
+        }
+    } else {
+        const int64_t n = config_int(j, "num_labels", 2, 1, kMaxConfigCount);
+        for (int64_t i = 0; i < n; ++i) labels.push_back("LABEL_" + std::to_string(i));
+    }
+    return labels;
+}
+
+}  // namespace d2v
