@@ -180,7 +180,8 @@ std::vector<PostProcessorSpec::Item> read_template(const Json& items, const Json
 }
 
 // The post-processor of tokenizer.json; `adds_specials` tells whether one already added tokens.
-void read_post_processor(const Json& pp, PostProcessorSpec& out, bool& adds_specials, const std::string& where) {
+void read_post_processor(const Json& pp, PostProcessorSpec& out, bool& adds_specials, const std::string& where,
+                         bool nested = false) {
     if (pp.is_null()) return;
     const std::string type = type_of(pp, where);
     const bool trim = field<bool>(pp, "trim_offsets", true, where);
@@ -207,11 +208,12 @@ void read_post_processor(const Json& pp, PostProcessorSpec& out, bool& adds_spec
                          (t == &out.pair ? " and $B once" : " and no $B"));
             }
     } else if (type == "Sequence") {
+        if (nested) fail(where + ": a Sequence inside a Sequence is not supported");
         adds_specials = false;
         const Json& list = member(pp, "processors");
         if (!list.is_array()) fail(where + ".processors is not an array");
         for (size_t i = 0; i < list.size(); ++i)
-            read_post_processor(list[i], out, adds_specials, where + ".processors[" + std::to_string(i) + "]");
+            read_post_processor(list[i], out, adds_specials, where + ".processors[" + std::to_string(i) + "]", true);
     } else {
         fail(where + " '" + type + "' is not supported (RobertaProcessing, TemplateProcessing, ByteLevel, Sequence)");
     }
@@ -408,11 +410,13 @@ TokenizerSpec read_tokenizer_spec(const Json& vocab_in, const std::string& merge
         spec.post = roberta_template(spec.cls, spec.sep, field<bool>(cfg, "trim_offsets", true, "tokenizer_config"),
                                      spec.add_prefix_space);
     }
-    std::vector<char> is_token(size_t(id_limit), 0);
+    int64_t id_end = 0;  // added tokens may go a little past id_limit, at most one id each
+    for (const auto& [token, id] : spec.token_to_id) id_end = std::max(id_end, id + 1);
+    std::vector<char> is_token(size_t(id_end), 0);
     for (const auto& [token, id] : spec.token_to_id) is_token[size_t(id)] = 1;
     for (const auto* t : {&spec.post.single, &spec.post.pair})
         for (const auto& item : *t)
-            if (item.sequence < 0 && (item.special_id < 0 || item.special_id >= id_limit || !is_token[size_t(item.special_id)]))
+            if (item.sequence < 0 && (item.special_id < 0 || item.special_id >= id_end || !is_token[size_t(item.special_id)]))
                 fail("the post-processor adds id " + std::to_string(item.special_id) + ", which is not a token id");
     return spec;
 }

@@ -325,6 +325,10 @@ TEST(Tokenizer, RefusesPipelinesItDoesNotImplement) {
          },
          "a ByteLevel step after the special tokens are added is not supported"},
         {[](Json& t) { t["post_processor"]["cls"] = {"<s>", 99999}; }, "the post-processor adds id 99999"},
+        {[](Json& t) {
+             t["post_processor"] = {{"type", "Sequence"}, {"processors", {{{"type", "Sequence"}, {"processors", Json::array()}}}}};
+         },
+         "a Sequence inside a Sequence is not supported"},
         {[](Json& t) { t["post_processor"]["sep"] = "</s>"; }, "post_processor.sep is not [\"token\", id]"},
         {[](Json& t) {
              t["post_processor"] = {{"type", "TemplateProcessing"},
@@ -375,6 +379,13 @@ TEST(Tokenizer, IdsBeyondTheVocabularyAreRefusedByName) {
     Json v = vocab;  // the largest id allowed: the vocabulary plus the five specials it already has
     v["Ġthe"] = 2004;
     EXPECT_EQ(construction_error(v, merges, Json(), Json()), "<no error>");
+    // An added token that has the largest allowed id pushes the next new one past it, as in `tokenizers`.
+    v["Ġthe"] = 2006;
+    const Json config = {{"additional_special_tokens", {"Ġthe", "<new>"}}};
+    const BpeTokenizer tok(v, merges, Json(), config);
+    EXPECT_EQ(tok.token_to_id("<new>"), 2007);
+    EXPECT_EQ(tok.encode("a<new>").input_ids.at(2), 2007);
+    EXPECT_EQ(tok.vocab_size(), 2008);
 }
 
 TEST(Tokenizer, OversizedTokensAreRefused) {
