@@ -18,10 +18,7 @@ set_target_properties(${D2V_CLIS} PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_I
 install(TARGETS ${D2V_CLIS} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The converter (Python, needs numpy + gguf: share/d2v/requirements.txt) behind a d2v-convert command.
-install(FILES ${PROJECT_SOURCE_DIR}/weights_tools/convert.py ${PROJECT_SOURCE_DIR}/weights_tools/checkpoint_io.py
-              ${PROJECT_SOURCE_DIR}/weights_tools/safe_torch_pickle.py
-              ${PROJECT_SOURCE_DIR}/weights_tools/requirements.txt
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/d2v)
+install(FILES ${D2V_CONVERTER_FILES} ${PROJECT_SOURCE_DIR}/weights_tools/requirements.txt DESTINATION ${CMAKE_INSTALL_DATADIR}/d2v)
 file(RELATIVE_PATH D2V_BIN_TO_SHARE ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_DATADIR})
 configure_file(${CMAKE_CURRENT_LIST_DIR}/d2v-convert.in ${PROJECT_BINARY_DIR}/d2v-convert @ONLY)
 install(PROGRAMS ${PROJECT_BINARY_DIR}/d2v-convert DESTINATION ${CMAKE_INSTALL_BINDIR})

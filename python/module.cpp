@@ -42,8 +42,14 @@ nb::dict to_python(d2v::Result&& r) {
         d["text"] = item.text;
         d["labels"] = labels_list(item.labels);
         nb::list spans;
-        for (const auto& s : item.spans)
-            spans.append(nb::dict("start"_a = s.start, "end"_a = s.end, "text"_a = s.text, "labels"_a = labels_list(s.labels)));
+        for (const auto& s : item.spans) {
+            nb::dict span;
+            span["start"] = s.start;
+            span["end"] = s.end;
+            span["text"] = s.text;
+            span["labels"] = labels_list(s.labels);
+            spans.append(span);
+        }
         d["spans"] = spans;
         if (item.mask.width > 0) {
             auto* ids = new std::vector<int32_t>(std::move(item.mask.ids));
@@ -56,7 +62,12 @@ nb::dict to_python(d2v::Result&& r) {
         d["token_ids"] = item.token_ids;
         items.append(d);
     }
-    return nb::dict("outputs"_a = outputs, "items"_a = items, "notes"_a = r.notes, "seconds_per_frame"_a = r.seconds_per_frame);
+    nb::dict result;
+    result["outputs"] = outputs;
+    result["items"] = items;
+    result["notes"] = r.notes;
+    result["seconds_per_frame"] = r.seconds_per_frame;
+    return result;
 }
 
 using Wave = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;

@@ -34,9 +34,14 @@ timed() {  # timed LABEL COMMAND...: runs a build step, prints its wall time
 
 # find_package, Debug: the application's build type must not slow the model down.
 cmake -S "$here" -B "$work/cmake" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_PREFIX_PATH="$prefix" >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
-timed "find_package build (Debug)" cmake --build "$work/cmake"
+timed "find_package C++ build (Debug)" cmake --build "$work/cmake" --target transcribe
+timed "find_package C build (Debug)" cmake --build "$work/cmake" --target transcribe-c
+timed "find_package core build (Debug)" cmake --build "$work/cmake" --target compose
 check "find_package C++" "$work/cmake/transcribe"
 check "find_package C" "$work/cmake/transcribe-c"
+composed=$("$work/cmake/compose" models/digits-ctc.gguf)
+[ "$composed" = "data2vec-audio Data2VecAudioForCTC 0.665241" ] || { echo "consumer: compose printed '$composed'" >&2; exit 1; }
+echo "consumer: find_package COMPONENTS core     ok (model file reader + kernel from the headers)"
 
 # pkg-config, -O0 -g, one translation unit each.
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib64/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
