@@ -56,7 +56,7 @@ inline TransformerLayerNames text_layer_names(int i) {
 
 // has_pooler: whether the checkpoint carries pooler weights (facebook/data2vec-text-base does not).
 // has_decoder_weight: whether an LM head's decoder has its own matrix (else it is the word embeddings).
-inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool has_pooler, bool has_decoder_weight) {
+inline TensorTable text_tensor_table(const TextConfig& c, TextHead head, bool has_pooler, bool has_decoder_weight = true) {
     TensorTable t;
     const int64_t H = c.hidden_size;
     t.add(names::kWordEmbeddings, {c.vocab_size, H});
