@@ -791,6 +791,9 @@ def write_other_modalities(ckpt_root):
     for arch, model in models.items():
         ckpt = os.path.join(ckpt_root, arch)
         model.save_pretrained(ckpt)
+        if arch == "data2vec-text":  # convert.py refuses a text model without its tokenizer
+            for f in ("tokenizer.json", "tokenizer_config.json"):
+                shutil.copy(os.path.join(REPO, "tests", "fixtures", "text", "tokenizer", f), ckpt)
         pending.append((arch, ckpt, os.path.join(out_dir, arch + ".gguf")))
     return pending
 
