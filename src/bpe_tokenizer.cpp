@@ -260,8 +260,35 @@ struct BpeTokenizer::Impl {
     };
     std::unordered_map<uint64_t, Merge> merges;  // (left id << 32 | right id) -> rank, merged id
     std::vector<AddedToken> added;
-    std::vector<size_t> added_raw, added_norm;  // indices into `added`, by pass
-    std::array<bool, 256> added_first_byte{};
+    // The added tokens of each pass as a byte trie, so finding the longest one at a position costs
+    // at most its length, however many there are.
+    struct AddedTrie {
+        std::unordered_map<uint64_t, int32_t> edges;  // (node << 8 | byte) -> node
+        std::vector<int64_t> token{-1};                // node -> index into `added` ending there, or -1
+        void insert(const std::string& content, int64_t index) {
+            int32_t node = 0;
+            for (unsigned char c : content) {
+                auto [it, fresh] = edges.emplace(uint64_t(node) << 8 | c, int32_t(token.size()));
+                if (fresh) token.push_back(-1);
+                node = it->second;
+            }
+            token[size_t(node)] = index;
+        }
+        // The longest token that text[i, pe) starts with: its index, and its length in `len`.
+        int64_t longest(const std::string& text, size_t i, size_t pe, size_t& len) const {
+            int64_t best = -1;
+            int32_t node = 0;
+            for (size_t k = i; k < pe; ++k) {
+                auto it = edges.find(uint64_t(node) << 8 | static_cast<unsigned char>(text[k]));
+                if (it == edges.end()) break;
+                node = it->second;
+                if (token[size_t(node)] >= 0) best = token[size_t(node)], len = k + 1 - i;
+            }
+            return best;
+        }
+        bool empty() const { return edges.empty(); }
+    };
+    AddedTrie added_raw, added_norm;  // normalized=false / normalized=true
     int64_t bos = -1, eos = -1, pad = -1, unk = -1, mask = -1, cls = -1, sep = -1;
     int64_t model_unk = -1;  // BPE's own unk_token (none in RoBERTa: unknown bytes are dropped)
     bool ignore_merges = false, use_regex = true, add_prefix_space = false;
@@ -302,8 +329,7 @@ struct BpeTokenizer::Impl {
     };
 
     // One pass of `tokenizers`' find_matches over text[ps, pe) with the tokens `which`.
-    void split_added(const std::string& text, size_t ps, size_t pe, const std::vector<size_t>& which,
-                     std::vector<Piece>& out) const {
+    void split_added(const std::string& text, size_t ps, size_t pe, const AddedTrie& which, std::vector<Piece>& out) const {
         if (which.empty() || ps == pe) {
             out.push_back({ps, pe, -1});
             return;
@@ -315,15 +341,8 @@ struct BpeTokenizer::Impl {
             size_t best_at = pe, best_len = 0;
             int64_t best = -1;
             for (size_t i = pos; i < pe && best < 0; ++i) {
-                if (!added_first_byte[static_cast<unsigned char>(text[i])]) continue;
-                for (size_t t : which) {
-                    const std::string& c = added[t].content;
-                    if (c.size() > best_len && c.size() <= pe - i && text.compare(i, c.size(), c) == 0) {
-                        best = int64_t(t);
-                        best_len = c.size();
-                        best_at = i;
-                    }
-                }
+                best = which.longest(text, i, pe, best_len);
+                best_at = i;
             }
             if (best < 0) break;
             const AddedToken& tok = added[size_t(best)];
@@ -568,8 +587,7 @@ BpeTokenizer::BpeTokenizer(const Json& vocab, const std::string& merges_txt, con
         std::string raw;
         if (byte_level_to_bytes(a.content, raw)) t.id_bytes[size_t(a.id)] = raw;  // decoded like any token
         t.id_special[size_t(a.id)] = a.special;
-        t.added_first_byte[static_cast<unsigned char>(a.content[0])] = true;
-        (a.normalized ? t.added_norm : t.added_raw).push_back(t.added.size());
+        (a.normalized ? t.added_norm : t.added_raw).insert(a.content, int64_t(t.added.size()));
         t.added.push_back(a);
     }
     t.ignore_merges = spec.ignore_merges;

@@ -293,13 +293,13 @@ TokenizerSpec read_tokenizer_spec(const Json& vocab_in, const std::string& merge
     // win for the same content), then any named special token still missing (<mask> lstrip=True as
     // RoBERTa's).
     std::vector<AddedToken>& added = spec.added;
+    std::unordered_map<std::string, size_t> added_index;  // content -> position in `added`
     auto put = [&](AddedToken a) {
-        for (auto& x : added)
-            if (x.content == a.content) {
-                x = std::move(a);
-                return;
-            }
-        added.push_back(std::move(a));
+        auto [it, fresh] = added_index.emplace(a.content, added.size());
+        if (fresh)
+            added.push_back(std::move(a));
+        else
+            added[it->second] = std::move(a);
     };
     const std::pair<const Json*, std::string> sources[] = {{&member(tj, "added_tokens"), "tokenizer.json added_tokens"},
                                                            {&member(cfg, "added_tokens_decoder"), "tokenizer_config added_tokens_decoder"}};
@@ -318,8 +318,7 @@ TokenizerSpec read_tokenizer_spec(const Json& vocab_in, const std::string& merge
             named.push_back(j.is_string() ? j.get<std::string>() : parse_added(j, "tokenizer_config additional_special_tokens").content);
     }
     for (const std::string& name : named) {
-        if (name.empty() || std::any_of(added.begin(), added.end(), [&](const AddedToken& x) { return x.content == name; }))
-            continue;
+        if (name.empty() || added_index.count(name)) continue;
         AddedToken a;
         a.content = name;
         a.special = true;
@@ -329,7 +328,7 @@ TokenizerSpec read_tokenizer_spec(const Json& vocab_in, const std::string& merge
             a.lstrip = field<bool>(mj, "lstrip", true, "tokenizer_config mask_token");
             a.special = true;
         }
-        added.push_back(std::move(a));
+        put(std::move(a));
     }
 
     // Vocabulary: vocab.json, else tokenizer.json's model.vocab. Ids are dense in practice; one at or
