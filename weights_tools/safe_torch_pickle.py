@@ -496,7 +496,7 @@ def state_dict_from_pickle(data: bytes, reader, path: str) -> dict[str, np.ndarr
     except RecursionError:
         raise TorchLoadError(f"{path}: pickle nesting too deep") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
-            IndexError, AttributeError, MemoryError) as e:
+            IndexError, AttributeError, OverflowError, MemoryError) as e:
         raise TorchLoadError(f"{path}: corrupt pickle data: {type(e).__name__}: {str(e)[:300]}") from None
     if not isinstance(obj, dict):
         raise TorchLoadError(f"{path}: top-level object is {describe(obj)}, expected a state dict")

@@ -236,7 +236,9 @@ def test_pickle_shared_structures_bounded(tmp):
     cases = {"lists_pid": (shared_lists_pid_pickle(), "malformed persistent id"),
              "tuples_key": (shared_tuples_key_pickle(), "nested elements"),
              "memo_index": (_proto2(b"Nr\xff\xff\xff\x7f"), "memo index"),
-             "deep_stack": (_proto2(b"(" * 200_000), "stack deeper")}
+             "deep_stack": (_proto2(b"(" * 200_000), "stack deeper"),
+             # fuzz_convert.py finding: the C unpickler raised OverflowError for this FRAME length
+             "frame_length": (b"\x80\x04\x95" + (2 ** 64 - 1).to_bytes(8, "little") + b"N.", "corrupt pickle")}
     for name, (data, needle) in cases.items():
         d, _, _ = audio_ckpt(tmp, name)
         os.unlink(os.path.join(d, "model.safetensors"))
