@@ -18,7 +18,6 @@ Time is shared equally among the chosen targets.  Exit status 1 when anything wa
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import resource

@@ -40,7 +40,7 @@ import numpy as np
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_common  # noqa: E402
-from fixture_common import REPO, init_torch_reference, log, save_json, save_npy  # noqa: E402
+from fixture_common import init_torch_reference, log, save_json, save_npy  # noqa: E402
 
 TF4 = os.path.expanduser("~/.cache/d2v-tf4-pkgs")
 LAYOUT_SAMPLES = 32000   # the first 2 s of jfk.wav

@@ -21,7 +21,7 @@ import numpy as np
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from convert_test_util import (  # noqa: E402
-    Failure, check, expect_ok, expect_refused, make_checkpoint, safetensors_bytes, tiny_audio, tiny_text_mlm,
+    Failure, check, expect_ok, expect_refused, make_checkpoint, safetensors_bytes, tiny_audio,
     write_json, write_safetensors, write_torch_zip)
 
 SECRET = "TOP-SECRET-7c1d: a file outside the checkpoint folder\n"
