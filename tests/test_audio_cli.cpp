@@ -4,8 +4,11 @@
 
 #include "cli_util.h"
 #include "d2v/audio/audio_io.h"
+#include "d2v/model_file.h"
 
 namespace {
+
+using d2v::Json;
 
 CliResult run_cli(const std::string& args) { return run_program(D2V_AUDIO_CLI, args); }
 
@@ -110,6 +113,113 @@ TEST(Cli, ResamplesOtherRatesAndSaysSo) {
     const CliResult r = run_cli("-m " + model() + " " + wav);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("resampled 8000 Hz -> 16000 Hz"), std::string::npos) << r.output;
+}
+
+// ---- hostile audio files (issue #10): refused or decoded within bounds, never a memory blow-up
+
+TEST(Cli, FlacHeaderClaimingAnHourOfEightChannelsAllocatesOnlyWhatIsThere) {
+    // A real 2 s, 8-channel FLAC whose STREAMINFO claims 1 h (172.8M frames: 5.5 GB as float).
+    const std::string flac = write_wav("claims_an_hour.flac", jfk_2s(), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 8);
+    std::ifstream in(flac, std::ios::binary);
+    std::string bytes(std::istreambuf_iterator<char>(in), {});
+    ASSERT_EQ(bytes.substr(0, 4), "fLaC");
+    // STREAMINFO body starts at byte 8; bytes 10..17 hold rate(20) channels-1(3) bits-1(5) total(36).
+    uint64_t packed = 0;
+    for (int i = 0; i < 8; ++i) packed = packed << 8 | uint8_t(bytes[size_t(18 + i)]);
+    packed = (packed & ~((uint64_t(1) << 36) - 1)) | uint64_t(48000) * 3600;
+    for (int i = 7; i >= 0; --i, packed >>= 8) bytes[size_t(18 + i)] = char(packed & 0xff);
+    write_file(tmp("claims_an_hour_patched.flac"), bytes);
+    const CliResult r = run_program_bounded(D2V_AUDIO_CLI, "-m " + model() + " " + tmp("claims_an_hour_patched.flac"), 1024, 60);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("file is truncated: decoded 32000 of 172800000 frames"), std::string::npos) << r.output;
+    EXPECT_LT(r.peak_rss_kb / 1024, 300) << "memory must follow what is decoded, not the header";
+}
+
+TEST(Cli, SampleRateBelowTheMinimumIsRefused) {
+    // 8 KB at 1 Hz would be resampled x16000 (an 8 KB file once took 276 s and 2.1 GB).
+    const std::string wav = write_wav("1hz.wav", std::vector<float>(4000, 0.1f), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 1);
+    expect_bounded_error(run_program_bounded(D2V_AUDIO_CLI, "-m " + model() + " " + wav, 1024, 30), "sample rate 1 Hz is outside", 300);
+    const std::string low = write_wav("3999hz.wav", std::vector<float>(4000, 0.1f), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 3999);
+    expect_bounded_error(run_program_bounded(D2V_AUDIO_CLI, "-m " + model() + " " + low, 1024, 30), "sample rate 3999 Hz is outside", 300);
+}
+
+TEST(Cli, TooManyChannelsAreRefused) {
+    const std::string wav = write_wav("300ch.wav", std::vector<float>(1000, 0.1f), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 300);
+    expect_bounded_error(run_program_bounded(D2V_AUDIO_CLI, "-m " + model() + " " + wav, 1024, 30), "claims 300 channels", 300);
+}
+
+TEST(Cli, NanOrInfiniteSamplesAreRefused) {
+    for (float bad : {NAN, INFINITY}) {
+        std::vector<float> samples = jfk_2s();
+        samples[12345] = bad;
+        const std::string path = tmp("bad_sample.wav");
+        SF_INFO info{};
+        info.samplerate = 16000;
+        info.channels = 1;
+        info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+        SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+        ASSERT_NE(f, nullptr);
+        sf_writef_float(f, samples.data(), sf_count_t(samples.size()));
+        sf_close(f);
+        expect_bounded_error(run_program_bounded(D2V_AUDIO_CLI, "-m " + model() + " " + path, 1024, 30),
+                             std::string("sample 12345 (channel 0) is ") + (std::isnan(bad) ? "NaN" : "infinite"), 300);
+    }
+}
+
+// ---- long-audio options
+
+TEST(Cli, ChunkOptionsAreChecked) {
+    const std::string wav = shared_data("speech/jfk.wav");
+    for (const char* bad : {"--chunk -1", "--chunk abc", "--chunk 5 --stride 3 3", "--stride 1", "--chunk 1e9"}) {
+        SCOPED_TRACE(bad);
+        const CliResult r = run_cli("-m " + model() + " " + bad + " " + wav);
+        EXPECT_EQ(r.exit_code, 2) << r.output;
+    }
+    EXPECT_EQ(run_cli("-m " + model() + " - - < " + wav).exit_code, 2) << "stdin twice";
+    expect_error(run_cli("-m " + fixtures_dir() + "/audio/xvector/model.gguf --timestamps " + wav), "--timestamps needs a CTC model");
+}
+
+TEST(Cli, FileShorterThanAChunkIsTheUnchunkedPass) {
+    // jfk.wav is 11 s: one 20 s chunk, no strides, exactly the whole-file logits (--dump without
+    // --chunk is the whole-file batch).
+    const std::string wav = shared_data("speech/jfk.wav");
+    ASSERT_EQ(run_cli("-m " + model() + " --chunk 20 --dump " + tmp("chunk20") + " " + wav).exit_code, 0);
+    ASSERT_EQ(run_cli("-m " + model() + " --dump " + tmp("chunk0") + " " + wav).exit_code, 0);
+    EXPECT_TRUE(AllClose(d2v::read_npy(tmp("chunk20") + "/logits.npy"), d2v::read_npy(tmp("chunk0") + "/logits.npy"), 0.0));
+}
+
+TEST(Cli, StdinGivesTheSameInputAsTheFile) {
+    const std::string wav = write_wav("stdin.flac", jfk_2s(), SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+    const CliResult file = run_cli("-m " + model() + " --chunk 0 --json " + wav);
+    const CliResult piped = run_program("cat " + wav + " |", std::string(D2V_AUDIO_CLI) + " -m " + model() + " --chunk 0 --json -");
+    ASSERT_EQ(file.exit_code, 0) << file.output;
+    ASSERT_EQ(piped.exit_code, 0) << piped.output;
+    EXPECT_EQ(Json::parse(file.output)["results"][0]["transcript"], Json::parse(piped.output)["results"][0]["transcript"]);
+    expect_error(run_program("echo not audio |", std::string(D2V_AUDIO_CLI) + " -m " + model() + " -"), "standard input: not a readable audio file");
+}
+
+TEST(Cli, WholeFileHeadsRefuseWhatOnePassCannotHold) {
+    // Sequence classification / x-vector pool the whole file, so they are not chunked; above the
+    // 2 GB single-pass budget (54 min for this tiny model) the file is refused while decoding.
+    // An hour of silence is a small FLAC.
+    const std::string flac = tmp("hour_of_silence.flac");
+    {
+        SF_INFO info{};
+        info.samplerate = 16000;
+        info.channels = 1;
+        info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
+        SNDFILE* f = sf_open(flac.c_str(), SFM_WRITE, &info);
+        ASSERT_NE(f, nullptr);
+        const std::vector<short> minute(16000 * 60, 0);
+        for (int m = 0; m < 60; ++m) sf_write_short(f, minute.data(), sf_count_t(minute.size()));
+        sf_close(f);
+    }
+    for (const char* head : {"xvector", "seqcls"}) {
+        SCOPED_TRACE(head);
+        expect_bounded_error(run_program_bounded(D2V_AUDIO_CLI, "-m " + fixtures_dir() + "/audio/" + head + "/model.gguf " + flac, 2048, 120),
+                             "cut the file into parts", 1024);
+    }
 }
 
 TEST(Cli, TruncatedModelFile) {

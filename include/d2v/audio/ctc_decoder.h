@@ -45,6 +45,37 @@ public:
         return out.substr(first, out.find_last_not_of(" \t\n\r\f\v") - first + 1);
     }
 
+    // Wav2Vec2CTCTokenizer.decode(ids, output_word_offsets=True)["word_offsets"]: a word spans from
+    // the first frame of its first character's run to the end of its last character's run (blanks
+    // between characters inside the word count to it; blanks around it do not). Frames, end exclusive.
+    struct WordOffset {
+        std::string word;
+        int64_t start = 0, end = 0;
+    };
+    std::vector<WordOffset> word_offsets(const std::vector<int64_t>& ids) const {
+        std::vector<WordOffset> words;
+        bool in_word = false;
+        for (size_t i = 0; i < ids.size();) {
+            size_t j = i;
+            while (j < ids.size() && ids[j] == ids[i]) ++j;  // one run of a repeated id = one character
+            const std::string& token = tokens_.at(size_t(ids[i]));
+            const int64_t start = int64_t(i), end = int64_t(j);
+            i = j;
+            if (token == pad_) continue;
+            const std::string ch = token == delimiter_ ? replacement_ : token;
+            if (ch == replacement_) {
+                in_word = false;
+            } else if (in_word) {
+                words.back().word += ch;
+                words.back().end = end;
+            } else {
+                words.push_back({ch, start, end});
+                in_word = true;
+            }
+        }
+        return words;
+    }
+
     // Text -> label ids for the CTC loss (spaces -> word delimiter), one id per character.
     std::vector<int64_t> encode(const std::string& text) const {
         std::vector<int64_t> ids;
