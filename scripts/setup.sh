@@ -2,6 +2,7 @@
 # Installs the build and test dependencies from Debian's archive (idempotent).
 set -euo pipefail
 packages=(cmake g++ make pkg-config libeigen3-dev nlohmann-json3-dev libsndfile1-dev libsoxr-dev libdnnl-dev libgtest-dev libpcre2-dev libstb-dev libpng-dev libjpeg62-turbo-dev python3-venv)
+packages+=(libcpp-httplib-dev)  # d2v-server (HTTP)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

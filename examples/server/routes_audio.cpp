@@ -1,0 +1,167 @@
+// Audio routes, by the head the file holds: OpenAI's /v1/audio/transcriptions for CTC (multipart
+// file, response_format json | text | verbose_json with word times), /predict for classification
+// and frame classification, /embed for x-vectors. Audio arrives as a multipart `file` (or a raw
+// audio/* body) and is decoded on a worker. CTC and frame classification run in overlapping chunks
+// exactly as d2v-audio does (Transformers' ASR pipeline chunking), so memory does not grow with
+// the upload; heads that pool the whole input take one pass, refused past a memory budget.
+#include <algorithm>
+
+#include "d2v/audio/audio_io.h"
+#include "d2v/audio/chunking.h"
+#include "d2v/audio/pipeline.h"
+#include "d2v/kernels/ops.h"
+#include "server.h"
+
+namespace server {
+namespace {
+
+using namespace d2v::audio;
+
+const std::vector<std::string> kRawAudio = {"audio/", "application/octet-stream"};
+// The most one unchunked pass of one request may need (whole_pass_bytes): several workers can
+// each hold one.
+constexpr double kWholePassBudgetBytes = 1e9;
+
+double frame_seconds(const AudioPipeline& pipe) {
+    return double(inputs_to_logits_ratio(pipe.config())) / double(pipe.sampling_rate());
+}
+
+struct Decoded {
+    std::vector<int64_t> ids;  // argmax per kept frame
+    double seconds = 0;        // duration of the input
+};
+
+// One upload through the chunker, as d2v-audio's run_chunked: memory is one chunk.
+Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes) {
+    return with_upload(bytes, [&](const std::string& path) {
+        const ChunkPlan plan = plan_chunks(ChunkSettings{}, pipe);
+        AudioReader reader(path, pipe.sampling_rate());
+        Chunker chunker(plan);
+        Decoded out;
+        auto on_chunk = [&](const AudioChunk& c) {
+            const d2v::NdArray rows = chunk_frames(pipe, plan, c);
+            const int64_t width = rows.shape[1];
+            for (int64_t t = 0; t < rows.shape[0]; ++t) {
+                const float* row = rows.data.data() + t * width;
+                out.ids.push_back(int64_t(std::max_element(row, row + width) - row));
+            }
+        };
+        std::vector<float> block;
+        while (reader.read(block)) {
+            chunker.push(block.data(), block.size(), on_chunk);
+            block.clear();
+        }
+        if (reader.source_frames_decoded() == 0) throw d2v::Error("audio contains no samples");
+        out.seconds = double(chunker.samples_seen()) / double(pipe.sampling_rate());
+        chunker.finish(on_chunk);
+        return out;
+    });
+}
+
+// The whole upload in one pass (heads that pool over time), refused past the memory budget.
+d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes) {
+    return with_upload(bytes, [&](const std::string& path) {
+        const double max_seconds = kWholePassBudgetBytes / whole_pass_bytes(pipe.config(), 1) / double(pipe.sampling_rate());
+        AudioReader reader(path, pipe.sampling_rate());
+        std::vector<float> samples;
+        while (reader.read(samples))
+            if (double(samples.size()) > max_seconds * double(pipe.sampling_rate()))
+                throw HttpError(422, "too_long", "audio is longer than " + std::to_string(int(max_seconds)) + " s, the most one pass of " +
+                                                     pipe.file().model_class() + " may take here; cut it into parts");
+        if (samples.empty()) throw d2v::Error("audio contains no samples");
+        return pipe.run(pipe.prepare({samples}));
+    });
+}
+
+Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const std::string& format) {
+    const Decoded d = run_chunked(pipe, bytes);
+    const std::string text = pipe.decoder()->decode(d.ids);
+    if (format == "text") return Reply{200, text + "\n", "text/plain; charset=utf-8", {}};
+    if (format == "json") return json_reply({{"text", text}});
+    const double seconds = frame_seconds(pipe);
+    Json words = Json::array();
+    for (const auto& w : pipe.decoder()->word_offsets(d.ids))
+        words.push_back({{"word", w.word}, {"start", double(w.start) * seconds}, {"end", double(w.end) * seconds}});
+    return json_reply({{"task", "transcribe"}, {"duration", d.seconds}, {"text", text}, {"words", words}});
+}
+
+}  // namespace
+
+void add_audio_routes(const std::string& model_path, Routes& routes, Json& info) {
+    auto pipe = std::make_shared<const AudioPipeline>(model_path, "d2v-server");
+    info["sampling_rate"] = pipe->sampling_rate();
+    info["labels"] = pipe->config().labels;
+    switch (pipe->head()) {
+        case AudioHead::CTC:
+            if (!pipe->decoder()) throw d2v::Error(model_path + ": model file has no CTC vocabulary (vocab.json) to decode with");
+            routes["POST /v1/audio/transcriptions"] = [pipe](const httplib::Request& req, Context& ctx) {
+                if (!req.is_multipart_form_data())
+                    throw HttpError(415, "unsupported_media_type", "this route takes multipart/form-data with a 'file' field");
+                std::string bytes = upload(req, "file", {});
+                const std::string format = form_value(req, "response_format", "json");
+                if (format != "json" && format != "text" && format != "verbose_json")
+                    throw HttpError(400, "bad_request", "response_format must be json, text or verbose_json");
+                return ctx.run(req, [pipe, bytes = std::move(bytes), format, &ctx] {
+                    ctx.metrics.items("/v1/audio/transcriptions", 1);
+                    return transcription(*pipe, bytes, format);
+                });
+            };
+            break;
+        case AudioHead::FrameClassification:
+            // {"segments": [{"label", "start", "end"}]}: runs of one label, in seconds.
+            routes["POST /predict"] = [pipe](const httplib::Request& req, Context& ctx) {
+                std::string bytes = upload(req, "file", kRawAudio);
+                return ctx.run(req, [pipe, bytes = std::move(bytes), &ctx] {
+                    ctx.metrics.items("/predict", 1);
+                    const Decoded d = run_chunked(*pipe, bytes);
+                    const double seconds = frame_seconds(*pipe);
+                    Json segments = Json::array();
+                    size_t start = 0;
+                    for (size_t t = 0; t < d.ids.size(); ++t)
+                        if (t + 1 == d.ids.size() || d.ids[t + 1] != d.ids[t]) {
+                            segments.push_back({{"label", pipe->config().labels.at(size_t(d.ids[t]))},
+                                                {"start", double(start) * seconds}, {"end", double(t + 1) * seconds}});
+                            start = t + 1;
+                        }
+                    return json_reply({{"segments", segments}});
+                });
+            };
+            break;
+        case AudioHead::SequenceClassification:
+            // [{"label", "score"}], best first (?top_k=N, default 5); a regression head: [{"label": "score", "score"}].
+            routes["POST /predict"] = [pipe](const httplib::Request& req, Context& ctx) {
+                std::string bytes = upload(req, "file", kRawAudio);
+                const int k = int_param(req, "top_k", 5, 1, 100000);
+                return ctx.run(req, [pipe, bytes = std::move(bytes), k, &ctx] {
+                    ctx.metrics.items("/predict", 1);
+                    const auto out = run_whole(*pipe, bytes);
+                    const auto& logits = out.at("logits");
+                    const int64_t C = logits.shape[1];
+                    if (C == 1) return json_reply(Json::array({{{"label", "score"}, {"score", logits.data[0]}}}));
+                    std::vector<float> p(logits.data.begin(), logits.data.begin() + C);
+                    d2v::softmax_inplace(p.data(), C);
+                    std::vector<int64_t> order(static_cast<size_t>(C));
+                    for (int64_t i = 0; i < C; ++i) order[size_t(i)] = i;
+                    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[size_t(a)] > p[size_t(b)]; });
+                    Json labels = Json::array();
+                    for (size_t i = 0; i < order.size() && i < size_t(k); ++i)
+                        labels.push_back({{"label", pipe->config().labels.at(size_t(order[i]))}, {"score", p[size_t(order[i])]}});
+                    return json_reply(labels);
+                });
+            };
+            break;
+        case AudioHead::XVector:
+            // [[float]]: the x-vector (TEI's /embed shape, one row per input).
+            routes["POST /embed"] = [pipe](const httplib::Request& req, Context& ctx) {
+                std::string bytes = upload(req, "file", kRawAudio);
+                return ctx.run(req, [pipe, bytes = std::move(bytes), &ctx] {
+                    ctx.metrics.items("/embed", 1);
+                    return json_reply(Json::array({run_whole(*pipe, bytes).at("embeddings").data}));
+                });
+            };
+            break;
+        case AudioHead::Base: throw d2v::Error("d2v-server does not serve " + pipe->file().model_class() + " (no head to answer with)");
+    }
+}
+
+}  // namespace server
