@@ -267,17 +267,19 @@ std::string png_with_inflate_tail(uint64_t tail_copies) {
             nbits -= 8;
         }
     };
-    auto huffman = [&](uint32_t code, int n) {  // Huffman codes go most significant bit first
-        for (int i = n - 1; i >= 0; --i) put((code >> i) & 1, 1);
+    auto reversed = [](uint32_t code, int n) {  // Huffman codes go most significant bit first
+        uint32_t r = 0;
+        for (int i = 0; i < n; ++i) r |= ((code >> i) & 1) << (n - 1 - i);
+        return r;
     };
+    auto huffman = [&](uint32_t code, int n) { put(reversed(code, n), n); };
     put(1, 1);  // BFINAL
     put(1, 2);  // BTYPE = fixed Huffman
     const uint8_t literals[] = {0, 16, 32, 48, 0};  // the row, then one zero the copies repeat
     for (uint8_t v : literals) huffman(0x30 + v, 8);
-    for (uint64_t i = 0; i < tail_copies; ++i) {
-        huffman(0xC5, 8);  // length symbol 285 = 258 bytes
-        huffman(0, 5);     // distance symbol 0 = 1 byte back
-    }
+    // Length symbol 285 (258 bytes, code 11000101), then distance symbol 0 (1 byte back, code 00000).
+    const uint32_t copy = reversed(0xC5, 8);
+    for (uint64_t i = 0; i < tail_copies; ++i) put(copy, 13);
     huffman(0, 7);  // end of block
     if (nbits) put(0, 8 - nbits);
     // Adler-32 of the whole inflated stream: the literals, then zeros (which only advance b by a each).

@@ -2,9 +2,9 @@
 //
 //   d2v::vision::Image img = d2v::vision::read_image("cat.jpg");   // 8-bit RGB, HWC
 //
-// Formats and decoders: PNG (libpng), JPEG (libjpeg-turbo, baseline/progressive/arithmetic, gray, RGB,
-// YCbCr, CMYK/YCCK), BMP and GIF (first frame) through stb_image, which Debian has no maintained
-// alternative for. Converted to RGB with PIL's rules:
+// Formats and decoders: PNG (libpng), JPEG (libjpeg-turbo: 8-bit samples, 1, 3 or 4 components, as
+// Pillow), BMP and GIF (first frame) through stb_image, for which Debian has no maintained decoder that
+// fits. Converted to RGB with PIL's rules:
 //   - gray, gray+alpha, RGBA: alpha is DROPPED (not composited), gray replicated to R = G = B;
 //   - palette images: the palette colour of each index;
 //   - 16-bit PNG: RGB / RGBA / gray+alpha keep the high byte; 16-bit GRAY is clipped to 255
