@@ -281,6 +281,36 @@ TEST(Tokenizer, FallbacksWithoutTokenizerJson) {
     EXPECT_EQ(from_json.pad_id(), 1);
 }
 
+// tokenizer_config.json's add_prefix_space / trim_offsets replace tokenizer.json's (as
+// RobertaTokenizerFast does) and apply without tokenizer.json too: the same encodings as the
+// tokenizer.json that says so, which the pipeline cases check against `tokenizers`.
+TEST(Tokenizer, ConfigFlagsActLikeTheTokenizerJsonOnes) {
+    const Json vocab = Json::parse(read_bytes(tok_dir() + "/vocab.json"));
+    const std::string merges = read_bytes(tok_dir() + "/merges.txt");
+    const Json tj = Json::parse(read_bytes(tok_dir() + "/tokenizer.json"));
+    int compared = 0;
+    for (const bool trim : {true, false}) {
+        Json patched = tj;
+        patched["pre_tokenizer"]["add_prefix_space"] = true;
+        patched["post_processor"]["add_prefix_space"] = true;
+        patched["post_processor"]["trim_offsets"] = trim;
+        const BpeTokenizer reference(Json(), "", patched, Json());
+        const Json flags = {{"add_prefix_space", true}, {"trim_offsets", trim}};
+        const BpeTokenizer from_config(vocab, merges, Json(), flags), overriding(vocab, merges, tj, flags);
+        for (const Case& c : load_cases()) {
+            if (c.needs_tokenizer_json || c.has_pair) continue;
+            const Encoding want = reference.encode(c.text);
+            for (const BpeTokenizer* t : {&from_config, &overriding}) {
+                const Encoding got = t->encode(c.text);
+                ASSERT_EQ(got.input_ids, want.input_ids) << c.source;
+                ASSERT_EQ(got.offsets, want.offsets) << c.source;
+                ++compared;
+            }
+        }
+    }
+    EXPECT_GT(compared, 2000);
+}
+
 // ---- what we do not implement is refused, naming the field ----
 
 std::string construction_error(const Json& vocab, const std::string& merges, const Json& tj, const Json& cfg) {
