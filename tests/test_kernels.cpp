@@ -1,9 +1,12 @@
 // The kernels against plain double-precision loops: the matrix-product interface (whichever
 // backend was built) for row counts oneDNN handles with different code paths, and im2col conv1d.
 // Tolerance 1e-4 on values of magnitude ~sqrt(K) * 0.5: fp32 accumulation error only.
+// Activations against Transformers' own (weights_tools/make_activation_fixtures.py), tolerance below.
 #include <random>
+#include <set>
 
 #include "d2v/kernels/conv1d.h"
+#include "d2v/kernels/ops.h"
 #include "test_util.h"
 
 namespace {
@@ -64,6 +67,50 @@ TEST(Conv1d, StridedDilatedPaddedConvMatchesDirectLoop) {
             }
         EXPECT_TRUE(AllClose(as_array(y), as_array(ref), 1e-5));
     }
+}
+
+// Every ACT2FN activation without learned parameters, on 181 inputs from -1e4 to 1e4, against
+// PyTorch's float32 output. Tolerance 2e-6 * max(1, |y|): both sides are float32, and the
+// transcendental functions (erf, tanh, exp, log1p) of Eigen and PyTorch differ by a few ulp, most
+// where 1 + erf(x) or 1 + tanh(x) cancels for negative x (measured worst case 7.2e-7: gelu at x = -3,
+// where PyTorch is the farther of the two from the exact value).
+TEST(Activation, EveryTransformersActivationMatchesPyTorch) {
+    const std::string dir = fixtures_dir() + "/activations/";
+    const d2v::NdArray x = d2v::read_npy(dir + "inputs.npy");
+    std::set<std::string> covered;
+    double worst = 0;
+    for (const auto& [name, act] : d2v::kActivationNames) {
+        SCOPED_TRACE(name);
+        const d2v::NdArray want = d2v::read_npy(dir + name + ".npy");
+        std::vector<float> y = x.data;
+        d2v::apply_activation(d2v::parse_activation("hidden_act", name), y.data(), int64_t(y.size()));
+        for (size_t i = 0; i < y.size(); ++i) {
+            const double err = std::abs(double(y[i]) - double(want.data[i])) / std::max(1.0, std::abs(double(want.data[i])));
+            worst = std::max(worst, err);
+            EXPECT_LE(err, 2e-6) << "x = " << x.data[i] << ": ours " << y[i] << ", Transformers " << want.data[i];
+        }
+        covered.insert(name);
+    }
+    RecordProperty("worst_error", std::to_string(worst));
+    // A regenerated fixture with a new ACT2FN name fails here until the name is supported or refused.
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().stem().string();
+        if (name != "inputs") EXPECT_TRUE(covered.count(name)) << "Transformers has activation '" << name << "' we do not";
+    }
+}
+
+TEST(Activation, ParameterisedAndUnknownActivationsAreRefusedNamingTheField) {
+    auto error_of = [](const std::string& field, const std::string& name) {
+        try {
+            d2v::parse_activation(field, name);
+        } catch (const d2v::Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no error>");
+    };
+    EXPECT_EQ(error_of("hidden_act", "prelu").rfind("config field 'hidden_act': activation 'prelu' has learned parameters", 0), 0u);
+    EXPECT_EQ(error_of("feat_extract_activation", "xielu").rfind("config field 'feat_extract_activation': activation 'xielu'", 0), 0u);
+    EXPECT_EQ(error_of("hidden_act", "gelu2").rfind("config field 'hidden_act': unsupported activation 'gelu2' (supported: gelu,", 0), 0u);
 }
 
 }  // namespace

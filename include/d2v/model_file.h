@@ -99,36 +99,44 @@ private:
 template <typename T>
 T config_cast(const Json& value, const std::string& key);
 
+// A config value for an error message: short, and never a recursive dump of a deep structure.
+inline std::string describe(const Json& v) {
+    if (v.is_array()) return "a list of " + std::to_string(v.size());
+    if (v.is_object()) return "an object";
+    const std::string text = v.dump();
+    return text.size() <= 80 ? text : text.substr(0, 77) + "...";
+}
+
 template <>
 inline int64_t config_cast<int64_t>(const Json& v, const std::string& key) {
     if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-        throw Error("config field '" + key + "' is out of range: " + v.dump());
-    if (!v.is_number_integer()) throw Error("config field '" + key + "' must be an integer, got " + v.dump());
+        throw Error("config field '" + key + "' is out of range: " + describe(v));
+    if (!v.is_number_integer()) throw Error("config field '" + key + "' must be an integer, got " + describe(v));
     return v.get<int64_t>();
 }
 
 template <>
 inline double config_cast<double>(const Json& v, const std::string& key) {
     if (!v.is_number() || !std::isfinite(v.get<double>()))
-        throw Error("config field '" + key + "' must be a finite number, got " + v.dump());
+        throw Error("config field '" + key + "' must be a finite number, got " + describe(v));
     return v.get<double>();
 }
 
 template <>
 inline bool config_cast<bool>(const Json& v, const std::string& key) {
-    if (!v.is_boolean()) throw Error("config field '" + key + "' must be true or false, got " + v.dump());
+    if (!v.is_boolean()) throw Error("config field '" + key + "' must be true or false, got " + describe(v));
     return v.get<bool>();
 }
 
 template <>
 inline std::string config_cast<std::string>(const Json& v, const std::string& key) {
-    if (!v.is_string()) throw Error("config field '" + key + "' must be a string, got " + v.dump());
+    if (!v.is_string()) throw Error("config field '" + key + "' must be a string, got " + describe(v));
     return v.get<std::string>();
 }
 
 template <>
 inline std::vector<int64_t> config_cast<std::vector<int64_t>>(const Json& v, const std::string& key) {
-    if (!v.is_array()) throw Error("config field '" + key + "' must be a list of integers, got " + v.dump());
+    if (!v.is_array()) throw Error("config field '" + key + "' must be a list of integers, got " + describe(v));
     std::vector<int64_t> out;
     out.reserve(v.size());
     for (size_t i = 0; i < v.size(); ++i) out.push_back(config_cast<int64_t>(v[i], key + "[" + std::to_string(i) + "]"));

@@ -92,7 +92,7 @@ inline AudioConfig parse_audio_config(const Json& j) {
         throw Error("config: ctc_loss_reduction must be 'sum', 'mean' or 'none'");
     if (config_value<std::string>(j, "feat_extract_norm", "layer") != "layer")
         throw Error("config: data2vec-audio always uses layer norm in its feature encoder; feat_extract_norm='" +
-                    config_value<std::string>(j, "feat_extract_norm", "") + "' is not supported");
+                    config_value<std::string>(j, "feat_extract_norm", "").substr(0, 64) + "' is not supported");
     if (config_value<bool>(j, "do_stable_layer_norm", false))
         throw Error("config: do_stable_layer_norm=true is a wav2vec2 variant data2vec-audio does not have");
     return c;
