@@ -201,9 +201,9 @@ TEST(Cli, StdinGivesTheSameInputAsTheFile) {
 
 TEST(Cli, WholeFileHeadsRefuseWhatOnePassCannotHold) {
     // Sequence classification / x-vector pool the whole file, so they are not chunked; above the
-    // 2 GB single-pass budget (54 min for this tiny model) the file is refused while decoding.
-    // An hour of silence is a small FLAC.
-    const std::string flac = tmp("hour_of_silence.flac");
+    // 2 GB single-pass budget (81 min for this tiny model) the file is refused while decoding.
+    // 90 minutes of silence are a small FLAC.
+    const std::string flac = tmp("silence_90min.flac");
     {
         SF_INFO info{};
         info.samplerate = 16000;
@@ -212,7 +212,7 @@ TEST(Cli, WholeFileHeadsRefuseWhatOnePassCannotHold) {
         SNDFILE* f = sf_open(flac.c_str(), SFM_WRITE, &info);
         ASSERT_NE(f, nullptr);
         const std::vector<short> minute(16000 * 60, 0);
-        for (int m = 0; m < 60; ++m) sf_write_short(f, minute.data(), sf_count_t(minute.size()));
+        for (int m = 0; m < 90; ++m) sf_write_short(f, minute.data(), sf_count_t(minute.size()));
         sf_close(f);
     }
     for (const char* head : {"xvector", "seqcls"}) {
