@@ -345,8 +345,9 @@ TEST(ImageHostile, TopDownBmpsDecode) {
     EXPECT_EQ(read_image(dir + "topdown_palette_37x23.bmp").width, 37);
 }
 
-// Finding 8: 632 bytes whose frame header claims 8000x8000 "decoded" (560 MB, 8.7 s, exit 0: stb padded the
-// missing data). Pillow refuses it as truncated; we refuse it before allocating anything image-sized.
+// Finding 8: 632 bytes (a progressive JPEG cut short, then an EOI) whose frame header claims 8000x8000
+// "decoded" (560 MB, 8.7 s, exit 0: stb padded the missing data; Pillow pads it with gray). 630 bytes cannot
+// code 1.5 million 8x8 blocks: we refuse it before allocating anything image-sized.
 TEST(ImageHostile, JpegClaimingAHugeFrameIsRefusedCheaply) {
     const std::string path = fixtures_dir() + "/vision/images/bad/truncated_8000x8000.jpg";
     const auto t0 = std::chrono::steady_clock::now();

@@ -364,10 +364,11 @@ def write_bad(made):
     # size[257] array on this (issue #10, finding 1); libjpeg refuses the table.
     sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 8, 8, 1) + b"\x01\x11\x00"
     (BAD / "dht_overflow.jpg").write_bytes(b"\xff\xd8\xff\xc4" + struct.pack(">H", 19) + b"\x00" + bytes([17] * 16) + sof)
-    # 632 bytes whose frame header claims 8000x8000 (finding 8: decoded as 560 MB of padding before).
+    # 632 bytes (a progressive JPEG cut short, then an EOI) whose frame header claims 8000x8000: stb decoded
+    # it to 8000x8000 of padding, 560 MB and exit 0 (finding 8); Pillow also pads it (with gray); we refuse it.
     prog = bytearray((IMAGES / "photo_progressive_157x117.jpg").read_bytes())
     struct.pack_into(">HH", prog, prog.index(b"\xff\xc2") + 5, 8000, 8000)
-    (BAD / "truncated_8000x8000.jpg").write_bytes(bytes(prog[:632]))
+    (BAD / "truncated_8000x8000.jpg").write_bytes(bytes(prog[:630]) + b"\xff\xd9")
     photo = (IMAGES / "photo_420_157x117.jpg").read_bytes()
     (BAD / "cut_half.jpg").write_bytes(photo[: len(photo) // 2])
     (BAD / "cut_half_eoi.jpg").write_bytes(photo[: len(photo) // 2] + b"\xff\xd9")  # PIL fills the rest with gray
