@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build and test dependencies from Debian's archive (idempotent).
 set -euo pipefail
-packages=(cmake g++ make pkg-config libeigen3-dev nlohmann-json3-dev libsndfile1-dev libsoxr-dev libdnnl-dev libgtest-dev libpcre2-dev libstb-dev libpng-dev libjpeg62-turbo-dev python3-venv)
+packages=(cmake g++ make pkg-config libeigen3-dev nlohmann-json3-dev libsndfile1-dev libsoxr-dev libdnnl-dev libgtest-dev libpcre2-dev libstb-dev libpng-dev libjpeg62-turbo-dev python3-venv
+          clang libclang-rt-14-dev libomp-14-dev)  # the last three: libFuzzer harnesses (scripts/fuzz.sh)
 packages+=(libcpp-httplib-dev)  # d2v-server (HTTP)
 missing=()
 for p in "${packages[@]}"; do

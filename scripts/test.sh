@@ -17,3 +17,5 @@ cmake --build build-asan -j"$(nproc)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2)
 echo "== Converter: layouts, hostile inputs, fuzzing (weights_tools, no torch)"
 scripts/test_converter.sh
+echo "== Fuzzing: every libFuzzer harness for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
