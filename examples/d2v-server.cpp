@@ -47,6 +47,8 @@ options:
       --max-queue N       requests waiting for a worker before 429 (default: 64)
       --max-body-mb N     largest request body in MiB, else 413 (default: 32)
       --timeout S         seconds a request may wait and run, else 503 (default: 60)
+      --chunk S           audio: CTC / frame classification in chunks of S seconds, as d2v-audio
+                          (default: 10; 0 = the whole file in one pass, up to a 1 GB memory budget)
       --api-key KEY       require "Authorization: Bearer KEY" (not for GET /health)
       --api-key-file F    the same, the key read from a file (keeps it out of the process list)
       --quiet             no per-request log lines on stderr
@@ -77,7 +79,13 @@ server::Options parse(int argc, char** argv) {
         else if (a == "--max-queue") o.max_queue = args.int_value(a, 1);
         else if (a == "--max-body-mb") o.max_body_mb = args.int_value(a, 1);
         else if (a == "--timeout") o.timeout_s = args.int_value(a, 1);
-        else if (a == "--api-key") o.api_key = args.value(a);
+        else if (a == "--chunk") {
+            const std::string v = args.value(a);
+            char* end = nullptr;
+            o.chunk_seconds = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(o.chunk_seconds >= 0 && o.chunk_seconds <= 3600))
+                throw cli::UsageError("--chunk needs seconds between 0 and 3600, got '" + v + "'");
+        } else if (a == "--api-key") o.api_key = args.value(a);
         else if (a == "--api-key-file") key_file = args.value(a);
         else if (a == "--quiet") o.quiet = true;
         else throw cli::UsageError("unknown argument '" + a + "'");
@@ -217,11 +225,13 @@ int serve(const server::Options& o) {
     if (port < 0) throw d2v::Error("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (address in use, or not ours?)");
     std::fprintf(stderr, "d2v-server: listening on http://%s:%d\n", o.host.c_str(), port);
     std::thread http([&] { svr.listen_after_bind(); });
+    // stop() is a no-op until the accept loop runs; wait for it so a failed load can stop it.
+    for (int i = 0; i < 5000 && !svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
     // Load while /health answers 503; a bad model file stops the server with exit 1.
     try {
         const std::string architecture = d2v::ModelFile(o.model).architecture();
-        if (architecture == "data2vec-audio") server::add_audio_routes(o.model, routes, info);
+        if (architecture == "data2vec-audio") server::add_audio_routes(o.model, o.chunk_seconds, routes, info);
         else if (architecture == "data2vec-text") server::add_text_routes(o.model, routes, info);
         else if (architecture == "data2vec-vision") server::add_vision_routes(o.model, routes, info);
         else throw d2v::Error(o.model + " holds a '" + architecture + "' model, not data2vec-audio, -text or -vision");
@@ -233,7 +243,7 @@ int serve(const server::Options& o) {
         info["routes"] = Json::array();
         for (const auto& [key, handler] : routes) info["routes"].push_back(key);
         info["limits"] = {{"workers", o.workers}, {"threads_per_worker", o.threads}, {"max_queue", o.max_queue},
-                          {"max_body_mb", o.max_body_mb}, {"timeout_s", o.timeout_s}};
+                          {"max_body_mb", o.max_body_mb}, {"timeout_s", o.timeout_s}, {"chunk_s", o.chunk_seconds}};
     } catch (...) {
         svr.stop();
         http.join();

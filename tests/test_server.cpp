@@ -189,6 +189,8 @@ TEST(ServerCli, HelpVersionUsageAndBadModel) {
     EXPECT_EQ(run_program(kServer, "-m x.gguf --port 70000").exit_code, 2);
     EXPECT_EQ(run_program(kServer, "-m x.gguf --bogus").exit_code, 2);
     EXPECT_EQ(run_program(kServer, "-m x.gguf --api-key a --api-key-file b").exit_code, 2);
+    EXPECT_EQ(run_program(kServer, "-m x.gguf --chunk -1").exit_code, 2);
+    EXPECT_EQ(run_program(kServer, "-m x.gguf --workers 0").exit_code, 2);
     // A bad model file: exit 1 with the reader's message, after the port was opened and closed again.
     const std::string bad = temp_path("server_bad.gguf");
     write_file(bad, "not a gguf file at all");
@@ -220,6 +222,14 @@ TEST(ServerAudio, TranscriptionsEqualTheCli) {
         EXPECT_NEAR(v["words"][i]["end"].get<double>(), cli["words"][i]["end"].get<double>(), 1e-9);
     }
     EXPECT_NEAR(v["duration"].get<double>(), 11.0, 0.1);  // jfk.wav is 11.0 s
+
+    // --chunk 0: one pass over the whole file, as d2v-audio --chunk 0.
+    {
+        ServerProcess whole("--quiet --chunk 0 -m " + model);
+        ASSERT_TRUE(whole.ready) << whole.log();
+        const Json one_pass = cli_json(D2V_AUDIO_CLI, "--json --chunk 0 -m " + model + " " + jfk())["results"][0];
+        EXPECT_EQ(json_of(whole.client().Post("/v1/audio/transcriptions", upload_form(jfk(), "json")))["text"], one_pass["transcript"]);
+    }
 
     expect_error(c.Post("/v1/audio/transcriptions", upload_form(jfk(), "srt")), 400, "bad_request");
     expect_error(c.Post("/v1/audio/transcriptions", slurp(jfk()), "audio/wav"), 415, "unsupported_media_type");
@@ -333,7 +343,6 @@ TEST(ServerText, EmbedTokenizeAndOpenAiEmbeddingsEqualTheCli) {
 }
 
 TEST(ServerText, HeadsEqualTheCli) {
-    const Json pairs = Json::parse(slurp(fixture("text/inputs/mrpc_pairs/texts.json")));
     {
         const std::string model = fixture("text/seqcls_single/model.gguf");
         ServerProcess s("--quiet -m " + model);
@@ -414,7 +423,6 @@ TEST(ServerText, HeadsEqualTheCli) {
         expect_error(s.client().Post("/generate", Json{{"inputs", p}, {"parameters", {{"max_new_tokens", -1}}}}.dump(), "application/json"),
                      400, "bad_request");
     }
-    (void)pairs;
 }
 
 // ---- vision
@@ -644,7 +652,6 @@ TEST(ServerService, ClientGoneIsDroppedBeforeRunning) {
     for (int i = 0; i < 3; ++i) busy.emplace_back([&] { s.client().Post("/v1/audio/transcriptions", form); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     // A raw connection: the whole request, then close without reading.
-    const std::string body = "{\"inputs\": \"x\"}";
     const std::string wav = slurp(jfk());
     const std::string boundary = "d2vtestboundary";
     const std::string part = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
@@ -670,7 +677,6 @@ TEST(ServerService, ClientGoneIsDroppedBeforeRunning) {
     }
     EXPECT_NE(body_text.find("d2v_requests_rejected_total{reason=\"client_gone\"} 1"), std::string::npos) << body_text;
     EXPECT_NE(body_text.find("d2v_items_processed_total{route=\"/v1/audio/transcriptions\"} 3"), std::string::npos) << body_text;
-    (void)body;
 }
 
 }  // namespace

@@ -31,10 +31,28 @@ struct Decoded {
     double seconds = 0;        // duration of the input
 };
 
-// One upload through the chunker, as d2v-audio's run_chunked: memory is one chunk.
-Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes) {
+d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes, int64_t* samples_read = nullptr);
+
+// One upload through the chunker, as d2v-audio's run_chunked: memory is one chunk. With
+// chunk_seconds 0, one pass over the whole upload (as d2v-audio --chunk 0), within the memory budget.
+Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes, double chunk_seconds) {
+    if (chunk_seconds <= 0) {
+        int64_t samples = 0;
+        const auto out = run_whole(pipe, bytes, &samples);
+        const auto& rows = out.at("logits");  // [1, frames, width]
+        Decoded d;
+        const int64_t width = rows.shape[2];
+        for (int64_t t = 0; t < rows.shape[1]; ++t) {
+            const float* row = rows.data.data() + t * width;
+            d.ids.push_back(int64_t(std::max_element(row, row + width) - row));
+        }
+        d.seconds = double(samples) / double(pipe.sampling_rate());
+        return d;
+    }
     return with_upload(bytes, [&](const std::string& path) {
-        const ChunkPlan plan = plan_chunks(ChunkSettings{}, pipe);
+        ChunkSettings settings;
+        settings.chunk_seconds = chunk_seconds;
+        const ChunkPlan plan = plan_chunks(settings, pipe);
         AudioReader reader(path, pipe.sampling_rate());
         Chunker chunker(plan);
         Decoded out;
@@ -59,7 +77,7 @@ Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes) {
 }
 
 // The whole upload in one pass (heads that pool over time), refused past the memory budget.
-d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes) {
+d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes, int64_t* samples_read) {
     return with_upload(bytes, [&](const std::string& path) {
         const double max_seconds = kWholePassBudgetBytes / whole_pass_bytes(pipe.config(), 1) / double(pipe.sampling_rate());
         AudioReader reader(path, pipe.sampling_rate());
@@ -69,12 +87,13 @@ d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes)
                 throw HttpError(422, "too_long", "audio is longer than " + std::to_string(int(max_seconds)) + " s, the most one pass of " +
                                                      pipe.file().model_class() + " may take here; cut it into parts");
         if (samples.empty()) throw d2v::Error("audio contains no samples");
+        if (samples_read) *samples_read = int64_t(samples.size());
         return pipe.run(pipe.prepare({samples}));
     });
 }
 
-Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const std::string& format) {
-    const Decoded d = run_chunked(pipe, bytes);
+Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const std::string& format, double chunk_seconds) {
+    const Decoded d = run_chunked(pipe, bytes, chunk_seconds);
     const std::string text = pipe.decoder()->decode(d.ids);
     if (format == "text") return Reply{200, text + "\n", "text/plain; charset=utf-8", {}};
     if (format == "json") return json_reply({{"text", text}});
@@ -87,33 +106,38 @@ Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const s
 
 }  // namespace
 
-void add_audio_routes(const std::string& model_path, Routes& routes, Json& info) {
+void add_audio_routes(const std::string& model_path, double chunk_seconds, Routes& routes, Json& info) {
     auto pipe = std::make_shared<const AudioPipeline>(model_path, "d2v-server");
     info["sampling_rate"] = pipe->sampling_rate();
     info["labels"] = pipe->config().labels;
+    if (chunk_seconds > 0 && chunkable_field(pipe->head())) {
+        ChunkSettings settings;
+        settings.chunk_seconds = chunk_seconds;
+        plan_chunks(settings, *pipe);  // refuses a chunk shorter than the model's receptive field now, not per request
+    }
     switch (pipe->head()) {
         case AudioHead::CTC:
             if (!pipe->decoder()) throw d2v::Error(model_path + ": model file has no CTC vocabulary (vocab.json) to decode with");
-            routes["POST /v1/audio/transcriptions"] = [pipe](const httplib::Request& req, Context& ctx) {
+            routes["POST /v1/audio/transcriptions"] = [pipe, chunk_seconds](const httplib::Request& req, Context& ctx) {
                 if (!req.is_multipart_form_data())
                     throw HttpError(415, "unsupported_media_type", "this route takes multipart/form-data with a 'file' field");
                 std::string bytes = upload(req, "file", {});
                 const std::string format = form_value(req, "response_format", "json");
                 if (format != "json" && format != "text" && format != "verbose_json")
                     throw HttpError(400, "bad_request", "response_format must be json, text or verbose_json");
-                return ctx.run(req, [pipe, bytes = std::move(bytes), format, &ctx] {
+                return ctx.run(req, [pipe, bytes = std::move(bytes), format, chunk_seconds, &ctx] {
                     ctx.metrics.items("/v1/audio/transcriptions", 1);
-                    return transcription(*pipe, bytes, format);
+                    return transcription(*pipe, bytes, format, chunk_seconds);
                 });
             };
             break;
         case AudioHead::FrameClassification:
             // {"segments": [{"label", "start", "end"}]}: runs of one label, in seconds.
-            routes["POST /predict"] = [pipe](const httplib::Request& req, Context& ctx) {
+            routes["POST /predict"] = [pipe, chunk_seconds](const httplib::Request& req, Context& ctx) {
                 std::string bytes = upload(req, "file", kRawAudio);
-                return ctx.run(req, [pipe, bytes = std::move(bytes), &ctx] {
+                return ctx.run(req, [pipe, bytes = std::move(bytes), chunk_seconds, &ctx] {
                     ctx.metrics.items("/predict", 1);
-                    const Decoded d = run_chunked(*pipe, bytes);
+                    const Decoded d = run_chunked(*pipe, bytes, chunk_seconds);
                     const double seconds = frame_seconds(*pipe);
                     Json segments = Json::array();
                     size_t start = 0;

@@ -159,7 +159,13 @@ Reply Context::run(const httplib::Request& req, std::function<Reply()> work) {
         r.headers.push_back({"Retry-After", "1"});
         return r;
     }
-    if (WorkQueue::wait(*job, deadline)) return job->reply;
+    if (WorkQueue::wait(*job, deadline)) {
+        // W3C Server-Timing: lets a client split its latency into queue, run, and the rest (HTTP).
+        char timing[96];
+        std::snprintf(timing, sizeof timing, "queue;dur=%.3f, run;dur=%.3f", job->wait_seconds * 1e3, job->run_seconds * 1e3);
+        job->reply.headers.push_back({"Server-Timing", timing});
+        return job->reply;
+    }
     if (job->state == Job::State::ClientGone) return error_reply(499, "client_gone", "client closed the connection");  // nobody reads it
     metrics.rejected("timeout");
     Reply r = error_reply(503, "timeout", "request did not finish within " + std::to_string(options.timeout_s) + " s");

@@ -24,6 +24,7 @@ using Json = nlohmann::json;
 struct Options {
     std::string model, host = "127.0.0.1", api_key;
     int port = 8080, threads = 1, workers = 2, max_queue = 64, max_body_mb = 32, timeout_s = 60;
+    double chunk_seconds = 10;  // audio: chunk length for CTC / frame classification; 0 = one pass
     bool quiet = false;
 };
 
@@ -117,7 +118,7 @@ bool valid_utf8(const std::string& s);
 int64_t char_offset(const std::string& s, int64_t byte);
 
 // One modality's routes, added for the head the model file holds (routes_*.cpp).
-void add_audio_routes(const std::string& model_path, Routes& routes, Json& info);
+void add_audio_routes(const std::string& model_path, double chunk_seconds, Routes& routes, Json& info);
 void add_text_routes(const std::string& model_path, Routes& routes, Json& info);
 void add_vision_routes(const std::string& model_path, Routes& routes, Json& info);
 

@@ -41,6 +41,7 @@ struct Job {
     std::condition_variable done;
     State state = State::Queued;
     Reply reply;
+    double wait_seconds = 0, run_seconds = 0;  // in the queue, on the worker (decoding included)
 };
 
 // True when the peer has closed (or reset) the connection: nobody will read the answer.
@@ -138,8 +139,9 @@ private:
             }
             job.state = Job::State::Running;
         }
-        if (hooks_.on_waited)
-            hooks_.on_waited(std::chrono::duration<double>(std::chrono::steady_clock::now() - queued_at).count());
+        const auto started = std::chrono::steady_clock::now();
+        const double waited = std::chrono::duration<double>(started - queued_at).count();
+        if (hooks_.on_waited) hooks_.on_waited(waited);
         Reply reply;
         try {
             reply = job.work();
@@ -148,6 +150,8 @@ private:
         }
         {
             std::lock_guard<std::mutex> lock(job.mutex);
+            job.wait_seconds = waited;
+            job.run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             job.reply = std::move(reply);
             job.state = Job::State::Done;
         }
