@@ -1,7 +1,9 @@
 // d2v-audio: run a converted data2vec-audio model on audio files.
 // Transcribes (ForCTC), classifies (ForSequenceClassification), labels frames
 // (ForAudioFrameClassification), embeds speakers (ForXVector) or extracts features (Model):
-// whatever head the model file holds. Several files run as one padded batch.
+// whatever head the model file holds. Per-frame heads run long files in chunks as Transformers'
+// ASR pipeline does (d2v/audio/chunking.h), decoded as they are read; one-pass heads and options
+// run all files as one padded batch, refusing a file whose pass would not fit in memory.
 #include <cmath>
 #include <nlohmann/json.hpp>
 

@@ -24,7 +24,7 @@
 namespace d2v::audio {
 
 // 10 s, as Transformers' docs run CTC models: past a few seconds of context a CTC model gains
-// little, while the conv front end's memory grows with the chunk (about 200 MB at base size).
+// little, while the conv front end's memory grows with the chunk (about 100 MB at base size).
 constexpr double kDefaultChunkSeconds = 10;
 
 struct ChunkSettings {
