@@ -14,6 +14,7 @@
 
 #include "d2v/tensor.h"
 #include "d2v/text/tokenizer.h"
+#include "cli_util.h"  // D2V_TEST_UNDER_ASAN
 #include "test_util.h"
 
 using d2v::Json;
@@ -431,7 +432,13 @@ TEST(Tokenizer, ManyAddedTokensStayFast) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(e.input_ids[3], tok.token_to_id("<t12345>"));
     EXPECT_EQ(tok.token_to_id("<t49999>"), 2000 + 49999);
-    EXPECT_LT(seconds, 20.0);  // about 0.5 s in Release, a few s under ASan; quadratic code took minutes
+    // Release: 0.3-1.3 s on the 2 loaded cores here, ASan + UBSan Debug: about 10 s; the quadratic
+    // code this replaces took 13 s in Release
+#ifdef D2V_TEST_UNDER_ASAN
+    EXPECT_LT(seconds, 60.0);
+#else
+    EXPECT_LT(seconds, 6.0);
+#endif
     std::cout << "[tokenizer] 50000 added tokens: built and 100 KB encoded in " << seconds * 1000 << " ms\n";
 }
 
