@@ -69,6 +69,9 @@ ModelFile::ModelFile(const std::string& path) : gguf_(std::make_unique<GgufFile>
                            "convert the Hugging Face checkpoint with it first");
     architecture_ = gguf_->get_string("general.architecture");
     model_class_ = gguf_->get_string_or("d2v.model_class", "");
+    // Both are identifiers echoed into messages ("holds a 'X' model (Y)"): a long one is not ours.
+    if (architecture_.size() > 64 || model_class_.size() > 128)
+        throw Error(path + ": general.architecture / d2v.model_class is implausibly long; not a model file of ours");
     uint64_t version = gguf_->get_uint("d2v.format_version");
     if (version != 1) throw Error(path + ": d2v.format_version " + std::to_string(version) + " is not supported");
     auto parse = [&](const char* key, Json& out, size_t max_bytes) {

@@ -174,6 +174,16 @@ TEST(HostileGguf, OverlongKeyIsRefused) {
                          "metadata key is 100000 bytes long", kMaxRssMb);
 }
 
+TEST(HostileGguf, OverlongArchitectureIsNotEchoed) {
+    // The architecture and class names appear in messages; a 1 MB one must not.
+    gguf_test::Bytes b;
+    b.header(0, 3).kv_string("general.architecture", std::string(1 << 20, 'a')).kv_u32("d2v.format_version", 1).kv_string("d2v.config_json", "{}");
+    b.data.append(32, '\0');
+    const CliResult r = run_program_bounded(D2V_VISION_CLI, "-m " + write_gguf("long_arch.gguf", b.data) + " x.png");
+    expect_bounded_error(r, "implausibly long", kMaxRssMb);
+    EXPECT_LT(r.output.size(), 2000u);
+}
+
 // ---- the typed config readers themselves.
 
 std::string error_of(const std::function<void()>& f) {
