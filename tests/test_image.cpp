@@ -89,7 +89,144 @@ std::string message_of(const std::function<void()>& f) {
     return "(no d2v::Error thrown)";
 }
 
+std::string classifier() { return fixtures_dir() + "/vision/models/image_classification/model.gguf"; }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A zlib stream for a 1x1 RGB PNG row (filter 0, then 16 32 48) followed by `tail` more zero bytes, in one
+// fixed-Huffman deflate block: each <length 258, distance 1> copy costs 13 bits, so gigabytes take megabytes.
+std::string png_with_inflate_tail(uint64_t tail_copies) {
+    std::string out = "\x78\x01";  // zlib header: deflate, 32K window, no dictionary
+    uint64_t acc = 0;
+    int nbits = 0;
+    auto put = [&](uint32_t value, int n) {  // n bits, least significant first
+        acc |= uint64_t(value) << nbits;
+        nbits += n;
+        while (nbits >= 8) {
+            out.push_back(char(acc & 0xFF));
+            acc >>= 8;
+            nbits -= 8;
+        }
+    };
+    auto reversed = [](uint32_t code, int n) {  // Huffman codes go most significant bit first
+        uint32_t r = 0;
+        for (int i = 0; i < n; ++i) r |= ((code >> i) & 1) << (n - 1 - i);
+        return r;
+    };
+    auto huffman = [&](uint32_t code, int n) { put(reversed(code, n), n); };
+    put(1, 1);  // BFINAL
+    put(1, 2);  // BTYPE = fixed Huffman
+    const uint8_t literals[] = {0, 16, 32, 48, 0};  // the row, then one zero the copies repeat
+    for (uint8_t v : literals) huffman(0x30 + v, 8);
+    // Length symbol 285 (258 bytes, code 11000101), then distance symbol 0 (1 byte back, code 00000).
+    const uint32_t copy = reversed(0xC5, 8);
+    for (uint64_t i = 0; i < tail_copies; ++i) put(copy, 13);
+    huffman(0, 7);  // end of block
+    if (nbits) put(0, 8 - nbits);
+    // Adler-32 of the whole inflated stream: the literals, then zeros (which only advance b by a each).
+    uint32_t a = 1, b = 0;
+    for (uint8_t v : literals) {
+        a = (a + v) % 65521;
+        b = (b + a) % 65521;
+    }
+    b = uint32_t((b + (tail_copies * 258 % 65521) * a) % 65521);
+    for (int shift : {24, 16, 8, 0}) out.push_back(char(((b << 16 | a) >> shift) & 0xFF));
+    return out;
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+    static const auto table = [] {
+        std::array<uint32_t, 256> t{};
+        for (uint32_t n = 0; n < 256; ++n) {
+            uint32_t c = n;
+            for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[n] = c;
+        }
+        return t;
+    }();
+    auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+    uint32_t crc = 0xFFFFFFFFu;
+    for (char ch : type + data) crc = table[(crc ^ uint8_t(ch)) & 0xFF] ^ (crc >> 8);
+    return be32(uint32_t(data.size())) + type + data + be32(crc ^ 0xFFFFFFFFu);
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------- hostile files
+// Issue #10 (security review on an ASan build). Each test failed before the fix; inputs are committed
+// (tests/fixtures/vision/images/bad, made by make_image_fixtures.py) or built here. They come first in the
+// file: the peak RSS wait4 reports for the CLI includes this process's RSS at fork (Linux keeps the
+// high-water mark across execve), so they run while this process is still small.
+
+// Finding 1: a JPEG whose DHT code counts sum to 272 (> 256 symbols) made stb_image 2.27 write past its
+// size[257] array and report "bad code lengths". libjpeg refuses the table before using it.
+TEST(ImageHostile, JpegHuffmanCountsPast256AreRefused) {
+    const std::string path = fixtures_dir() + "/vision/images/bad/dht_overflow.jpg";
+    const std::string msg = message_of([&] { read_image(path); });
+    EXPECT_NE(msg.find("cannot decode JPEG image: Bogus Huffman table definition"), std::string::npos) << msg;
+    // The CLI: exit 1 with the reason; 256 MB / 20 s are far above what a 36-byte file may cost.
+    expect_bounded_error(run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 20),
+                         "Bogus Huffman table definition", 256);
+}
+
+// Finding 6: a 1x1 PNG whose image data goes on to inflate to 1.5 GB took 1.55 GB of memory (stb inflated
+// all of it). Now decoding stops once the one row is complete: the pixel, as Pillow gives it, at no cost.
+TEST(ImageHostile, PngInflatingToGigabytesCostsNothing) {
+    const uint64_t copies = (uint64_t(3) << 29) / 258;  // 1.5 GiB of zeros after the row
+    const std::string ihdr("\0\0\0\1\0\0\0\1\x08\x02\0\0\0", 13);  // 1x1, 8-bit RGB
+    const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                            png_chunk("IDAT", png_with_inflate_tail(copies)) + png_chunk("IEND", "");
+    const std::string path = temp_path("inflate_bomb_1x1.png");
+    write_file(path, png);
+    std::printf("  %s: %zu bytes, inflating to %.2f GB\n", path.c_str(), png.size(), double(copies) * 258 / 1e9);
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const Image img = read_image(path);
+    // Inflating the tail takes >= 3 s on this machine; the bound leaves room for a loaded CI runner.
+    EXPECT_LT(seconds_since(t0), 2.0);
+    EXPECT_EQ(img.width, 1);
+    EXPECT_EQ(img.rgb, (std::vector<uint8_t>{16, 32, 48}));
+    // The CLI classifies it within 256 MB (the tiny model and runtime take ~20 MB; under ASan ~100 MB).
+    const CliResult r = run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 30);
+    EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
+    EXPECT_LE(r.peak_rss_kb / 1024, 256) << "peak RSS " << r.peak_rss_kb / 1024 << " MB";
+    fs::remove(path);
+}
+
+// Finding 7: top-down BMPs (negative height; Pillow opens them) were refused ("decoded size 37x-23 differs
+// from the header's 37x23"). The top-down file holds rgb_37x23.bmp's pixels; the 32- and 8-bit ones are
+// compared with PIL in EveryModeAsPilConvertRgb.
+TEST(ImageHostile, TopDownBmpsDecode) {
+    const std::string dir = fixtures_dir() + "/vision/images/";
+    const Image top_down = read_image(dir + "topdown_rgb_37x23.bmp");
+    EXPECT_EQ(top_down.height, 23);
+    EXPECT_EQ(top_down.rgb, read_image(dir + "rgb_37x23.bmp").rgb);
+    EXPECT_EQ(read_image(dir + "topdown_bgrx_37x23.bmp").rgb, top_down.rgb);
+    EXPECT_EQ(read_image(dir + "topdown_palette_37x23.bmp").width, 37);
+}
+
+// Finding 8: 632 bytes (a progressive JPEG cut short, then an EOI) whose frame header claims 8000x8000
+// "decoded" (560 MB, 8.7 s, exit 0: stb padded the missing data; Pillow pads it with gray). 630 bytes cannot
+// code 1.5 million 8x8 blocks: we refuse it before allocating anything image-sized.
+TEST(ImageHostile, JpegClaimingAHugeFrameIsRefusedCheaply) {
+    const std::string path = fixtures_dir() + "/vision/images/bad/truncated_8000x8000.jpg";
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string msg = message_of([&] { read_image(path); });
+    EXPECT_LT(seconds_since(t0), 0.5);  // only the headers are read: microseconds
+    EXPECT_NE(msg.find("truncated JPEG: its 8000x8000 frame has 1500000 8x8 blocks"), std::string::npos) << msg;
+    const auto t1 = std::chrono::steady_clock::now();
+    expect_bounded_error(run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 20),
+                         "truncated JPEG", 256);
+    EXPECT_LT(seconds_since(t1), 10.0);
+    // Plausibly sized but cut short, with or without an EOI appended: refused, not padded with gray.
+    for (const char* cut : {"cut_half.jpg", "cut_half_eoi.jpg"}) {
+        const std::string m = message_of([&] { read_image(fixtures_dir() + "/vision/images/bad/" + cut); });
+        EXPECT_NE(m.find("truncated JPEG"), std::string::npos) << m;
+    }
+}
+
 
 // ---------------------------------------------------------------------------------------------- decoding
 TEST(ImageDecode, EveryModeAsPilConvertRgb) {
@@ -230,140 +367,6 @@ TEST(ImageDecode, FromMemoryEqualsFromFile) {
     EXPECT_NE(msg.find("nothing: empty"), std::string::npos) << msg;
     // A limit above the ceiling is the ceiling (stb sizes GIF buffers in int), not an overflow.
     EXPECT_EQ(read_image(fixtures_dir() + "/vision/images/anim_64x48.gif", INT64_MAX).width, 64);
-}
-
-// ---------------------------------------------------------------------------------------------- hostile files
-// Issue #10 (security review on an ASan build). Each test failed before the fix; inputs are committed
-// (tests/fixtures/vision/images/bad, made by make_image_fixtures.py) or built here.
-
-std::string classifier() { return fixtures_dir() + "/vision/models/image_classification/model.gguf"; }
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Finding 1: a JPEG whose DHT code counts sum to 272 (> 256 symbols) made stb_image 2.27 write past its
-// size[257] array and report "bad code lengths". libjpeg refuses the table before using it.
-TEST(ImageHostile, JpegHuffmanCountsPast256AreRefused) {
-    const std::string path = fixtures_dir() + "/vision/images/bad/dht_overflow.jpg";
-    const std::string msg = message_of([&] { read_image(path); });
-    EXPECT_NE(msg.find("cannot decode JPEG image: Bogus Huffman table definition"), std::string::npos) << msg;
-    // The CLI: exit 1 with the reason; 256 MB / 20 s are far above what a 36-byte file may cost.
-    expect_bounded_error(run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 20),
-                         "Bogus Huffman table definition", 256);
-}
-
-// A zlib stream for a 1x1 RGB PNG row (filter 0, then 16 32 48) followed by `tail` more zero bytes, in one
-// fixed-Huffman deflate block: each <length 258, distance 1> copy costs 13 bits, so gigabytes take megabytes.
-std::string png_with_inflate_tail(uint64_t tail_copies) {
-    std::string out = "\x78\x01";  // zlib header: deflate, 32K window, no dictionary
-    uint64_t acc = 0;
-    int nbits = 0;
-    auto put = [&](uint32_t value, int n) {  // n bits, least significant first
-        acc |= uint64_t(value) << nbits;
-        nbits += n;
-        while (nbits >= 8) {
-            out.push_back(char(acc & 0xFF));
-            acc >>= 8;
-            nbits -= 8;
-        }
-    };
-    auto reversed = [](uint32_t code, int n) {  // Huffman codes go most significant bit first
-        uint32_t r = 0;
-        for (int i = 0; i < n; ++i) r |= ((code >> i) & 1) << (n - 1 - i);
-        return r;
-    };
-    auto huffman = [&](uint32_t code, int n) { put(reversed(code, n), n); };
-    put(1, 1);  // BFINAL
-    put(1, 2);  // BTYPE = fixed Huffman
-    const uint8_t literals[] = {0, 16, 32, 48, 0};  // the row, then one zero the copies repeat
-    for (uint8_t v : literals) huffman(0x30 + v, 8);
-    // Length symbol 285 (258 bytes, code 11000101), then distance symbol 0 (1 byte back, code 00000).
-    const uint32_t copy = reversed(0xC5, 8);
-    for (uint64_t i = 0; i < tail_copies; ++i) put(copy, 13);
-    huffman(0, 7);  // end of block
-    if (nbits) put(0, 8 - nbits);
-    // Adler-32 of the whole inflated stream: the literals, then zeros (which only advance b by a each).
-    uint32_t a = 1, b = 0;
-    for (uint8_t v : literals) {
-        a = (a + v) % 65521;
-        b = (b + a) % 65521;
-    }
-    b = uint32_t((b + (tail_copies * 258 % 65521) * a) % 65521);
-    for (int shift : {24, 16, 8, 0}) out.push_back(char(((b << 16 | a) >> shift) & 0xFF));
-    return out;
-}
-
-std::string png_chunk(const std::string& type, const std::string& data) {
-    static const auto table = [] {
-        std::array<uint32_t, 256> t{};
-        for (uint32_t n = 0; n < 256; ++n) {
-            uint32_t c = n;
-            for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }();
-    auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
-    uint32_t crc = 0xFFFFFFFFu;
-    for (char ch : type + data) crc = table[(crc ^ uint8_t(ch)) & 0xFF] ^ (crc >> 8);
-    return be32(uint32_t(data.size())) + type + data + be32(crc ^ 0xFFFFFFFFu);
-}
-
-// Finding 6: a 1x1 PNG whose image data goes on to inflate to 1.5 GB took 1.55 GB of memory (stb inflated
-// all of it). Now decoding stops once the one row is complete: the pixel, as Pillow gives it, at no cost.
-TEST(ImageHostile, PngInflatingToGigabytesCostsNothing) {
-    const uint64_t copies = (uint64_t(3) << 29) / 258;  // 1.5 GiB of zeros after the row
-    const std::string ihdr("\0\0\0\1\0\0\0\1\x08\x02\0\0\0", 13);  // 1x1, 8-bit RGB
-    const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
-                            png_chunk("IDAT", png_with_inflate_tail(copies)) + png_chunk("IEND", "");
-    const std::string path = temp_path("inflate_bomb_1x1.png");
-    write_file(path, png);
-    std::printf("  %s: %zu bytes, inflating to %.2f GB\n", path.c_str(), png.size(), double(copies) * 258 / 1e9);
-
-    const auto t0 = std::chrono::steady_clock::now();
-    const Image img = read_image(path);
-    // Inflating the tail takes >= 3 s on this machine; the bound leaves room for a loaded CI runner.
-    EXPECT_LT(seconds_since(t0), 2.0);
-    EXPECT_EQ(img.width, 1);
-    EXPECT_EQ(img.rgb, (std::vector<uint8_t>{16, 32, 48}));
-    // The CLI classifies it within 256 MB (the tiny model and runtime take ~20 MB; under ASan ~100 MB).
-    const CliResult r = run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 30);
-    EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
-    EXPECT_LE(r.peak_rss_kb / 1024, 256) << "peak RSS " << r.peak_rss_kb / 1024 << " MB";
-    fs::remove(path);
-}
-
-// Finding 7: top-down BMPs (negative height; Pillow opens them) were refused ("decoded size 37x-23 differs
-// from the header's 37x23"). The top-down file holds rgb_37x23.bmp's pixels; the 32- and 8-bit ones are
-// compared with PIL in EveryModeAsPilConvertRgb.
-TEST(ImageHostile, TopDownBmpsDecode) {
-    const std::string dir = fixtures_dir() + "/vision/images/";
-    const Image top_down = read_image(dir + "topdown_rgb_37x23.bmp");
-    EXPECT_EQ(top_down.height, 23);
-    EXPECT_EQ(top_down.rgb, read_image(dir + "rgb_37x23.bmp").rgb);
-    EXPECT_EQ(read_image(dir + "topdown_bgrx_37x23.bmp").rgb, top_down.rgb);
-    EXPECT_EQ(read_image(dir + "topdown_palette_37x23.bmp").width, 37);
-}
-
-// Finding 8: 632 bytes (a progressive JPEG cut short, then an EOI) whose frame header claims 8000x8000
-// "decoded" (560 MB, 8.7 s, exit 0: stb padded the missing data; Pillow pads it with gray). 630 bytes cannot
-// code 1.5 million 8x8 blocks: we refuse it before allocating anything image-sized.
-TEST(ImageHostile, JpegClaimingAHugeFrameIsRefusedCheaply) {
-    const std::string path = fixtures_dir() + "/vision/images/bad/truncated_8000x8000.jpg";
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::string msg = message_of([&] { read_image(path); });
-    EXPECT_LT(seconds_since(t0), 0.5);  // only the headers are read: microseconds
-    EXPECT_NE(msg.find("truncated JPEG: its 8000x8000 frame has 1500000 8x8 blocks"), std::string::npos) << msg;
-    const auto t1 = std::chrono::steady_clock::now();
-    expect_bounded_error(run_program_bounded(D2V_VISION_CLI, "-m " + classifier() + " " + path, 1024, 20),
-                         "truncated JPEG", 256);
-    EXPECT_LT(seconds_since(t1), 10.0);
-    // Plausibly sized but cut short, with or without an EOI appended: refused, not padded with gray.
-    for (const char* cut : {"cut_half.jpg", "cut_half_eoi.jpg"}) {
-        const std::string m = message_of([&] { read_image(fixtures_dir() + "/vision/images/bad/" + cut); });
-        EXPECT_NE(m.find("truncated JPEG"), std::string::npos) << m;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------- resize
