@@ -46,7 +46,7 @@ options:
       --workers N         model runs at once (default: 2)
       --max-queue N       requests waiting for a worker before 429 (default: 64)
       --max-body-mb N     largest request body in MiB, else 413 (default: 32)
-      --timeout S         seconds a request may wait and run, else 503 (default: 60)
+      --timeout S         seconds a request may wait and run, else 503 (default: 60; fractions allowed)
       --chunk S           audio: CTC / frame classification in chunks of S seconds, as d2v-audio
                           (default: 10; 0 = the whole file in one pass, up to a 1 GB memory budget)
       --api-key KEY       require "Authorization: Bearer KEY" (not for GET /health)
@@ -78,7 +78,7 @@ server::Options parse(int argc, char** argv) {
         else if (a == "--workers") o.workers = args.int_value(a, 1);
         else if (a == "--max-queue") o.max_queue = args.int_value(a, 1);
         else if (a == "--max-body-mb") o.max_body_mb = args.int_value(a, 1);
-        else if (a == "--timeout") o.timeout_s = args.int_value(a, 1);
+        else if (a == "--timeout") o.timeout_s = args.float_value(a, 0.0f, 86400.0f, true);
         else if (a == "--chunk") {
             const std::string v = args.value(a);
             char* end = nullptr;
@@ -94,7 +94,6 @@ server::Options parse(int argc, char** argv) {
     if (o.workers > 256) throw cli::UsageError("--workers: at most 256");
     if (o.max_queue > 65536) throw cli::UsageError("--max-queue: at most 65536");
     if (o.max_body_mb > 4096) throw cli::UsageError("--max-body-mb: at most 4096");
-    if (o.timeout_s > 86400) throw cli::UsageError("--timeout: at most 86400 s");
     if (!key_file.empty()) {
         if (!o.api_key.empty()) throw cli::UsageError("give --api-key or --api-key-file, not both");
         std::ifstream in(key_file);
@@ -215,7 +214,8 @@ int serve(const server::Options& o) {
             t_request_started ? std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count() : 0.0;
         t_request_started = false;
         const std::string key = req.method + " " + req.path;
-        const bool known = routes.count(key) || key == "GET /health" || key == "GET /info" || key == "GET /metrics";
+        // The route table is complete (and no longer written) once the state says ready.
+        const bool known = key == "GET /health" || key == "GET /info" || key == "GET /metrics" || (state.load() != 0 && routes.count(key));
         ctx.metrics.request(known ? req.path : "other", res.status, seconds);
         if (!o.quiet)
             std::fprintf(stderr, "%s %s %d %.1f ms\n", req.method.c_str(), known ? req.path.c_str() : "(other)", res.status, seconds * 1e3);
@@ -261,7 +261,7 @@ int serve(const server::Options& o) {
     std::fprintf(stderr, "d2v-server: %s: finishing accepted requests, then exiting\n", strsignal(signal_number));
     state.store(2);
     // Everything accepted is bounded by --timeout; past that something is stuck: exit anyway.
-    std::thread([limit = o.timeout_s + 10] {
+    std::thread([limit = int(o.timeout_s) + 10] {
         std::this_thread::sleep_for(std::chrono::seconds(limit));
         std::fprintf(stderr, "d2v-server: shutdown did not finish within %d s; exiting\n", limit);
         std::_Exit(1);

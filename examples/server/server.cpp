@@ -151,7 +151,8 @@ Reply Context::run(const httplib::Request& req, std::function<Reply()> work) {
     auto job = std::make_shared<Job>();
     job->work = std::move(work);
     job->client_fd = find_client_fd(req);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options.timeout_s);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(options.timeout_s));
     if (!queue->submit(job)) {
         metrics.rejected("queue_full");
         Reply r = error_reply(429, "overloaded", "server is busy: " + std::to_string(options.max_queue) +
@@ -168,7 +169,9 @@ Reply Context::run(const httplib::Request& req, std::function<Reply()> work) {
     }
     if (job->state == Job::State::ClientGone) return error_reply(499, "client_gone", "client closed the connection");  // nobody reads it
     metrics.rejected("timeout");
-    Reply r = error_reply(503, "timeout", "request did not finish within " + std::to_string(options.timeout_s) + " s");
+    char message[96];
+    std::snprintf(message, sizeof message, "request did not finish within %g s", options.timeout_s);
+    Reply r = error_reply(503, "timeout", message);
     r.headers.push_back({"Retry-After", "1"});
     return r;
 }

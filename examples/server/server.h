@@ -23,7 +23,8 @@ using Json = nlohmann::json;
 
 struct Options {
     std::string model, host = "127.0.0.1", api_key;
-    int port = 8080, threads = 1, workers = 2, max_queue = 64, max_body_mb = 32, timeout_s = 60;
+    int port = 8080, threads = 1, workers = 2, max_queue = 64, max_body_mb = 32;
+    double timeout_s = 60;  // per request, queue wait included
     double chunk_seconds = 10;  // audio: chunk length for CTC / frame classification; 0 = one pass
     bool quiet = false;
 };

@@ -116,11 +116,8 @@ private:
                 if (queue_.empty()) return;  // closed and drained
                 entry = std::move(queue_.front());
                 queue_.pop_front();
-                ++busy_;
             }
             run(*entry.job, entry.queued_at);
-            std::lock_guard<std::mutex> lock(mutex_);
-            --busy_;
         }
     }
 
@@ -139,6 +136,7 @@ private:
             }
             job.state = Job::State::Running;
         }
+        set_busy(+1);  // counts runs only, not the cancelled entries skipped above
         const auto started = std::chrono::steady_clock::now();
         const double waited = std::chrono::duration<double>(started - queued_at).count();
         if (hooks_.on_waited) hooks_.on_waited(waited);
@@ -156,6 +154,12 @@ private:
             job.state = Job::State::Done;
         }
         job.done.notify_all();
+        set_busy(-1);
+    }
+
+    void set_busy(int delta) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        busy_ += delta;
     }
 
 public:
