@@ -133,18 +133,20 @@ const char* error_type(int status) {
     }
 }
 
+sigset_t stop_signal_set() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    return set;
+}
+
 thread_local std::chrono::steady_clock::time_point t_request_start;
 thread_local bool t_request_started = false;
 
 int serve(const server::Options& o) {
     d2v::set_num_threads(o.threads);
-    // Every thread inherits this mask: SIGTERM/SIGINT are taken by sigwait below, never by a worker.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-response must not kill the server
+    const sigset_t stop_signals = stop_signal_set();
 
     Context ctx(o);
     server::Routes routes;
@@ -276,5 +278,10 @@ int serve(const server::Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Blocked before any thread exists, so every thread inherits it: SIGTERM/SIGINT are taken only
+    // by serve()'s sigwait (one that arrives while the model loads is answered once it is loaded).
+    const sigset_t stop_signals = stop_signal_set();
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-response must not kill the server
     return cli::guarded_main("d2v-server", [&] { return serve(parse(argc, argv)); });
 }
