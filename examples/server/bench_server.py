@@ -34,15 +34,24 @@ def post(conn, route, body, ctype):
 def text_of_tokens(host, port, tokens):
     """A text that /tokenize turns into exactly `tokens` ids (<s> and </s> included)."""
     conn = http.client.HTTPConnection(host, port, timeout=600)
-    words = tokens
-    for _ in range(50):
-        text = " ".join(["hello world"] * (words // 2) + ["hello"] * (words % 2))
+
+    def count(text):
         status, payload, _ = post(conn, "/tokenize", json.dumps({"inputs": text}).encode(), "application/json")
         assert status == 200, payload
-        n = len(json.loads(payload)[0])
+        return len(json.loads(payload)[0])
+
+    words = "the quick brown fox jumps over the lazy dog".split()
+    make = lambda n: " ".join(words[i % len(words)] for i in range(n))
+    lo, hi = 1, tokens  # the most words whose text stays within `tokens`
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(make(mid)) <= tokens else (lo, mid - 1)
+    text = make(lo)
+    for _ in range(tokens):  # top up with single-token pieces
+        n = count(text)
         if n == tokens:
             return text
-        words += tokens - n
+        text += " a" if n < tokens else ""
     raise SystemExit("could not build a text of %d tokens" % tokens)
 
 
