@@ -253,7 +253,9 @@ int serve(const server::Options& o) {
     }
     ctx.queue = std::make_unique<server::WorkQueue>(
         o.workers, size_t(o.max_queue),
-        server::WorkQueue::Hooks{[&] { ctx.metrics.rejected("client_gone"); }, [&](double s) { ctx.metrics.queue_wait(s); }});
+        server::WorkQueue::Hooks{[&] { ctx.metrics.rejected("client_gone"); }, [&](double s) { ctx.metrics.queue_wait(s); },
+                                 // OpenMP's thread count is per thread: a new thread starts from the default (all cores)
+                                 [threads = o.threads] { d2v::set_num_threads(threads); }});
     state.store(1);
     std::fprintf(stderr, "d2v-server: %s ready (%d workers x %d threads)\n", info["model_class"].get<std::string>().c_str(), o.workers,
                  o.threads);

@@ -52,10 +52,15 @@ public:
     struct Hooks {
         std::function<void()> on_dropped;       // a queued job whose client went away
         std::function<void(double)> on_waited;  // seconds a job waited in the queue before running
+        std::function<void()> on_start;         // first thing on each worker thread
     };
 
     WorkQueue(int workers, size_t max_queue, Hooks hooks) : max_queue_(max_queue), hooks_(std::move(hooks)) {
-        for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+        for (int i = 0; i < workers; ++i)
+            threads_.emplace_back([this] {
+                if (hooks_.on_start) hooks_.on_start();
+                loop();
+            });
     }
     ~WorkQueue() { close_and_join(); }
 
