@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", help="Ray cluster address (e.g. 'auto'); default: a local Ray")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--cpus-per-actor", type=int, default=1, help="threads per model copy")
-    p.add_argument("--actors", type=int, help="model copies (default: cluster CPUs // cpus-per-actor)")
+    p.add_argument("--actors", type=int, help="model copies (default: (cluster CPUs - 1) // cpus-per-actor)")
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args(argv)
 
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         ds = ray.data.from_items([{"path": f} for f in paths])
     else:
         ds = ray.data.read_parquet(a.input, columns=["path"])
-    actors = a.actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // a.cpus_per_actor)
+    # Leave one CPU to the read tasks: actors holding every CPU would starve read_parquet forever.
+    actors = a.actors or max(1, (int(ray.cluster_resources().get("CPU", 1)) - 1) // a.cpus_per_actor)
     out = ds.map_batches(Transcriber, fn_constructor_args=(model, a.cpus_per_actor), batch_size=a.batch_size,
                          num_cpus=a.cpus_per_actor, concurrency=actors, batch_format="numpy")
     out.write_parquet(a.output)

@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from test_readme import readme_block
 
@@ -37,3 +38,16 @@ def test_ray_transcribes_the_samples(tmp_path):
     assert {k: v[0] for k, v in got.items() if k in EXPECTED} == EXPECTED
     assert all(got[k][1] == "" for k in EXPECTED)
     assert got["broken.wav"][0] == "" and "broken.wav" in got["broken.wav"][1]
+
+
+def test_ray_reads_a_parquet_list_of_paths(tmp_path):
+    listing = tmp_path / "files.parquet"
+    paths = [str(ROOT / "samples" / name) for name in EXPECTED]
+    pq.write_table(pa.table({"path": paths, "other": list(range(len(paths)))}), listing)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "ray_transcribe.py"), "--model",
+                        str(ROOT / "models" / "digits-ctc.gguf"), "--input", str(listing), "--output", str(out),
+                        "--num-cpus", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = pq.read_table(out).to_pylist()
+    assert sorted((pathlib.Path(row["path"]).name, row["transcript"]) for row in rows) == sorted(EXPECTED.items())
