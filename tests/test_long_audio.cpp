@@ -215,18 +215,32 @@ TEST(Chunking, KeptFramesFollowRescaleStride) {
 
 // ---- memory and time do not grow with the file
 
-TEST(LongAudio, TwentyMinutesRunInBoundedMemory) {
+#ifndef D2V_TEST_UNDER_ASAN
+// 20 minutes, as issue #9 asks, in the Release run.
+constexpr double kShortSeconds = 120, kLongSeconds = 1200;
+constexpr long kAllowanceMb = 400;
+#else
+// Under ASan the same property on 1 and 5 minutes (a 20-minute ASan run alone takes minutes of
+// CPU), and 400 MB more allowance for ASan's own memory: its shadow and the quarantine of freed
+// blocks (256 MB by default), which fill within the first chunks and then stay flat.
+constexpr double kShortSeconds = 60, kLongSeconds = 300;
+constexpr long kAllowanceMb = 800;
+#endif
+
+TEST(LongAudio, LongFileRunsInBoundedMemory) {
     const long model_mb = long(fs::file_size(tiny_ctc_model()) >> 20) + 1;
-    const CliResult short_run = run_program_bounded(D2V_AUDIO_CLI, "-m " + tiny_ctc_model() + " " + repeated_speech(120), 2048, 300);
-    const CliResult long_run = run_program_bounded(D2V_AUDIO_CLI, "-m " + tiny_ctc_model() + " " + repeated_speech(1200), 2048, 600);
+    const CliResult short_run = run_program_bounded(D2V_AUDIO_CLI, "-m " + tiny_ctc_model() + " " + repeated_speech(kShortSeconds), 2048, 300);
+    const CliResult long_run = run_program_bounded(D2V_AUDIO_CLI, "-m " + tiny_ctc_model() + " " + repeated_speech(kLongSeconds), 2048, 600);
     for (const CliResult* r : {&short_run, &long_run}) {
         EXPECT_FALSE(r->timed_out);
         EXPECT_EQ(r->exit_code, 0) << r->output.substr(0, 2000);
     }
-    std::printf("peak RSS: 2 min %ld MB, 20 min %ld MB\n", short_run.peak_rss_kb / 1024, long_run.peak_rss_kb / 1024);
-    EXPECT_LT(long_run.peak_rss_kb / 1024, model_mb + 400);
-    // Ten times the audio, (almost) the same memory: only the transcript grows. 64 MB of slack covers
-    // allocator noise (and ASan's quarantine); holding the 20 min of samples alone would add 77 MB.
+    std::printf("peak RSS: %g s %ld MB, %g s %ld MB\n", kShortSeconds, short_run.peak_rss_kb / 1024, kLongSeconds,
+                long_run.peak_rss_kb / 1024);
+    EXPECT_LT(long_run.peak_rss_kb / 1024, model_mb + kAllowanceMb);
+    // Ten (five) times the audio, the same memory: only the transcript grows. 64 MB of slack covers
+    // allocator noise; holding the 20 min of samples alone would add 77 MB (5 min: 19 MB, so under
+    // ASan this bound is weaker, the Release run is the sharp one).
     EXPECT_LT(long_run.peak_rss_kb - short_run.peak_rss_kb, 64L * 1024);
 }
 
