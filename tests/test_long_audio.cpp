@@ -125,10 +125,11 @@ TEST(LongAudio, DefaultChunkingEqualsThePipelineLogitsTranscriptAndWords) {
     EXPECT_GT(double(same_words), 0.5 * double(std::count(spoken.begin(), spoken.end(), ' ') + 1)) << heard;
 }
 
-TEST(LongAudio, EverySettingEqualsThePipeline) {
+TEST(LongAudio, OtherSettingsEqualThePipeline) {
     const Json all = expected();
     ASSERT_EQ(all.at("settings").size(), 3u);
-    for (const Json& setting : all.at("settings")) {
+    for (size_t k = 1; k < 3; ++k) {  // setting 0 (the default) is checked above
+        const Json& setting = all["settings"][k];
         SCOPED_TRACE(setting.dump());
         const Json doc = run_json(setting_args(setting) + " " + clip_wav());
         ASSERT_FALSE(doc.is_null());
