@@ -15,6 +15,7 @@
 
 #include "d2v/kernels/linear.h"
 #include "d2v/npy.h"
+#include "d2v/version.h"
 
 namespace cli {
 
@@ -33,9 +34,18 @@ inline int default_threads() {
 // Walks argv; each option handler consumes its value through next().
 class Args {
 public:
-    Args(int argc, char** argv) : args_(argv + 1, argv + argc) {}
+    Args(int argc, char** argv) : program_(argc > 0 ? argv[0] : "d2v"), args_(argv + 1, argv + argc) {}
     bool done() const { return i_ >= args_.size(); }
-    std::string take() { return args_[i_++]; }
+    // --version is answered here, the same way for every program.
+    std::string take() {
+        std::string a = args_[i_++];
+        if (a == "--version") {
+            const size_t slash = program_.find_last_of('/');
+            std::printf("%s %s\n", program_.substr(slash == std::string::npos ? 0 : slash + 1).c_str(), D2V_VERSION_STRING);
+            std::exit(0);
+        }
+        return a;
+    }
     std::string value(const std::string& option) {
         if (done()) throw UsageError("option " + option + " needs a value");
         return take();
@@ -74,6 +84,7 @@ public:
     }
 
 private:
+    std::string program_;
     std::vector<std::string> args_;
     size_t i_ = 0;
 };

@@ -46,6 +46,7 @@ options:
       --stride LEFT RIGHT   seconds of context dropped at each chunk's edges (default: chunk / 6)
       --timestamps          CTC: each word with its start and end time in seconds
   -h, --help                show this help
+      --version             print the version
 
 examples:
   d2v-audio -m models/digits-ctc.gguf samples/three_one_four.wav

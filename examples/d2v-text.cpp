@@ -55,6 +55,7 @@ options:
                           last_hidden_state, pooler_output, logits, start_logits, end_logits, ...)
       --output-hidden-states / --output-attentions   also compute/dump those
   -h, --help              show this help
+      --version           print the version
 )";
 
 struct Options {

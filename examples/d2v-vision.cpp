@@ -27,6 +27,7 @@ options:
                            pooler_output, logits, hidden_states.<i>, attentions.<i>)
       --output-hidden-states / --output-attentions   also compute/dump those
   -h, --help               show this help
+      --version            print the version
 )";
 
 struct Options {

@@ -250,9 +250,7 @@ int64_t positive_int(const std::string& key, const Json& v) {
 }
 
 // int (square), [height, width] or {"height": h, "width": w}, as Transformers' get_size_dict.
-void get_size(const Json& j, const char* key, int64_t& height, int64_t& width) {
-    const Json* v = field(j, key);
-    if (!v) return;
+void read_size(const char* key, const Json* v, int64_t& height, int64_t& width) {
     if (v->is_number()) {
         height = width = positive_int(key, *v);
     } else if (v->is_array()) {
@@ -270,6 +268,18 @@ void get_size(const Json& j, const char* key, int64_t& height, int64_t& width) {
     } else {
         bad_field(key, *v, "expected an int, [height, width] or {\"height\", \"width\"}");
     }
+}
+
+// The processed image is what the encoder runs on: a hostile file must not make preprocessing (float
+// pixel_values) or attention (patches^2) allocate tens of GB. 2048 per side is 10x the area of 640^2.
+constexpr int64_t kMaxProcessedSide = 2048;
+
+void get_size(const Json& j, const char* key, int64_t& height, int64_t& width) {
+    const Json* v = field(j, key);
+    if (!v) return;
+    read_size(key, v, height, width);
+    if (height > kMaxProcessedSide || width > kMaxProcessedSide)
+        bad_field(key, *v, "sizes above " + std::to_string(kMaxProcessedSide) + " pixels per side are refused");
 }
 
 void get_triple(const Json& j, const char* key, std::array<float, 3>& out) {

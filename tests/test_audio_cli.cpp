@@ -3,6 +3,7 @@
 #include <sndfile.h>
 
 #include "cli_util.h"
+#include "d2v/version.h"
 #include "d2v/audio/audio_io.h"
 #include "d2v/model_file.h"
 
@@ -44,6 +45,12 @@ d2v::NdArray dumped_input(const std::string& wav, const std::string& dir) {
     const CliResult r = run_cli("-m " + model() + " --dump " + tmp(dir) + " " + wav);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return d2v::read_npy(tmp(dir) + "/input_values.npy");
+}
+
+TEST(Cli, VersionExitsZero) {
+    const CliResult r = run_cli("--version");
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.output, std::string("d2v-audio ") + D2V_VERSION_STRING + "\n");
 }
 
 TEST(Cli, HelpExitsZero) {

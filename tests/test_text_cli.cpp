@@ -1,6 +1,7 @@
 // d2v-text as a user meets it: each bad input gives a readable message and exit code 1; the
 // documented behaviours (truncation warning, UTF-8 replacement on request) hold.
 #include "cli_util.h"
+#include "d2v/version.h"
 #include "d2v/model_file.h"
 #include "gguf_rewrite.h"
 
@@ -30,6 +31,12 @@ std::string vocab_with_id(const std::string& id) {
     const size_t at = vocab.find(entry);
     EXPECT_NE(at, std::string::npos);
     return vocab.replace(at, entry.size(), "\"<mask>\": " + id);
+}
+
+TEST(TextCli, VersionExitsZero) {
+    const CliResult r = run_text("--version");
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.output, std::string("d2v-text ") + D2V_VERSION_STRING + "\n");
 }
 
 TEST(TextCli, HelpExitsZero) {
@@ -195,7 +202,7 @@ TEST(TextCli, TokenizerJsonOfAnotherModelTypeIsRefused) {
 // Was: "error: stof" and exit 1. Every numeric option gives a usage error naming it, exit 2.
 TEST(TextCli, BadNumericOptionsAreUsageErrors) {
     const std::string m = "-m " + model("causal_lm") + " -p The ";
-    for (const std::string& bad : {"--top-p abc", "--top-p 1.5", "--top-p nan", "--temp xyz", "--temp 0", "--temp -1",
+    for (const std::string bad : {"--top-p abc", "--top-p 1.5", "--top-p nan", "--temp xyz", "--temp 0", "--temp -1",
                                    "--top-k -3", "-n 1e3", "-n ''", "--seed -1", "--seed 12x", "-t 0", "-k abc",
                                    "--max-answer-length 0"}) {
         const CliResult r = run_text(m + bad);

@@ -1,8 +1,10 @@
 // d2v-vision as a user meets it: every bad image gives a readable message naming the file and
 // exit code 1; classification, segmentation (mask + overlay PNGs) and --dump work on the COCO photo.
 #include "cli_util.h"
+#include "d2v/version.h"
 #include "d2v/model_file.h"
 #include "d2v/vision/image_io.h"
+#include "gguf_rewrite.h"
 
 namespace {
 
@@ -14,6 +16,21 @@ TEST(VisionCli, HelpExitsZero) {
     const CliResult r = run_vision("--help");
     EXPECT_EQ(r.exit_code, 0);
     EXPECT_NE(r.output.find("usage: d2v-vision"), std::string::npos);
+}
+
+TEST(VisionCli, VersionExitsZero) {
+    const CliResult r = run_vision("--version");
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.output, std::string("d2v-vision ") + D2V_VERSION_STRING + "\n");
+}
+
+TEST(VisionCli, AbsurdProcessorSizeIsRefusedBeforeAllocating) {
+    // A model file whose image processor asks for 65536x65536 would allocate ~51 GB of pixel_values.
+    const std::string path = temp_path("huge_size.gguf");
+    write_file(path, gguf_rewrite::with_strings(read_text(model("image_classification")),
+                                             {{"d2v.preprocessor_json", std::string(R"({"size": 65536})")}}));
+    expect_bounded_error(run_program_bounded(D2V_VISION_CLI, "-m " + path + " " + coco(), 2048, 60),
+                         "sizes above 2048 pixels per side are refused");
 }
 
 TEST(VisionCli, MissingFile) {
