@@ -297,11 +297,7 @@ int run(const Options& o) {
         }
         case TextHead::CausalLM: {
             const std::string text = need_prompt();
-            EncodeOptions plain;
-            plain.add_special_tokens = false;
-            std::vector<int64_t> prompt{tok.bos_id()};
-            for (int64_t id : tok.encode(text, plain).input_ids) prompt.push_back(id);
-            if (int64_t(prompt.size()) > pipe.max_length()) throw Error("prompt is longer than the model's maximum length");
+            const std::vector<int64_t> prompt = pipe.generation_prompt(text);
             GenerationOptions g = o.gen;
             g.eos_token_id = cfg.eos_token_id;
             const auto ids = generate(pipe.model(), *pipe.language_model(), prompt, g);

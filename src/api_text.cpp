@@ -172,11 +172,7 @@ Result run_text(const Model::Impl& impl, const TextInput& raw, const TextOptions
         }
         case TextHead::CausalLM: {
             const std::string text = need_text();
-            EncodeOptions plain;
-            plain.add_special_tokens = false;
-            std::vector<int64_t> prompt{tok.bos_id()};
-            for (int64_t id : tok.encode(text, plain).input_ids) prompt.push_back(id);
-            if (int64_t(prompt.size()) > pipe.max_length()) throw Error("prompt is longer than the model's maximum length");
+            const std::vector<int64_t> prompt = pipe.generation_prompt(text);
             GenerationOptions g;
             g.max_new_tokens = options.max_new_tokens;
             g.sample = options.sample;

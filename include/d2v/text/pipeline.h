@@ -60,6 +60,15 @@ public:
     }
     // Longest input the position embeddings allow (positions start after padding_idx).
     int64_t max_length() const { return config_.max_position_embeddings - config_.pad_token_id - 1; }
+    // A causal-LM prompt as Transformers' generate() receives it: <s> then the text's tokens, no </s>.
+    std::vector<int64_t> generation_prompt(const std::string& text) const {
+        EncodeOptions plain;
+        plain.add_special_tokens = false;
+        std::vector<int64_t> prompt{tokenizer().bos_id()};
+        for (int64_t id : tokenizer().encode(text, plain).input_ids) prompt.push_back(id);
+        if (int64_t(prompt.size()) > max_length()) throw Error("prompt is longer than the model's maximum length");
+        return prompt;
+    }
 
     NamedOutputs run(const TextBatch& batch, const TextRunOptions& options = {}, const NamedOutputs* labels = nullptr) const {
         TextModelOutput base = model_->forward(batch, options);
