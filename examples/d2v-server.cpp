@@ -66,9 +66,6 @@ server::Options parse(int argc, char** argv) {
         if (a == "-h" || a == "--help") {
             std::printf(kUsage, cli::default_threads());
             std::exit(0);
-        } else if (a == "--version") {
-            std::printf("d2v-server %s\n", D2V_VERSION_STRING);
-            std::exit(0);
         } else if (a == "-m" || a == "--model") o.model = args.value(a);
         else if (a == "--host") o.host = args.value(a);
         else if (a == "--port") {
