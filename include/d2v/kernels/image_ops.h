@@ -1,10 +1,11 @@
 // Operations on channels-last feature maps (a [height * width, channels] matrix, row = pixel):
-// conv2d as im2col + Linear, 2x2 transposed conv, batch norm (inference), max / adaptive-average
+// conv2d (kernels/conv2d.h), 2x2 transposed conv, batch norm (inference), max / adaptive-average
 // pooling, and PyTorch-exact bilinear / bicubic resizing (align_corners=False).
 #pragma once
 #include <cmath>
 #include <cstring>
 
+#include "d2v/kernels/conv2d.h"
 #include "d2v/kernels/linear.h"
 
 namespace d2v {
@@ -15,90 +16,29 @@ struct FeatureMap {
     int64_t channels() const { return data.cols(); }
 };
 
-// PyTorch Conv2d weight [C_out, C_in, kh, kw] -> tap-major [C_out, kh, kw, C_in] (our im2col order).
-inline std::vector<float> conv2d_weight_tap_major(const float* w, int64_t c_out, int64_t c_in, int64_t kh, int64_t kw) {
-    std::vector<float> out(size_t(c_out * c_in * kh * kw));
-    for (int64_t o = 0; o < c_out; ++o)
-        for (int64_t c = 0; c < c_in; ++c)
-            for (int64_t y = 0; y < kh; ++y)
-                for (int64_t x = 0; x < kw; ++x)
-                    out[size_t(((o * kh + y) * kw + x) * c_in + c)] = w[((o * c_in + c) * kh + y) * kw + x];
-    return out;
-}
-
+// nn.Conv2d with stride 1 (see kernels/conv2d.h); a batch norm and ReLU that follow it can be
+// folded in through Conv2dKernel::Options.
 struct Conv2d {
-    Linear linear;  // tap-major weights, in_features = kh * kw * C_in
-    int64_t kernel = 1, padding = 0, dilation = 1;
+    Conv2dKernel kernel;
 
     Conv2d() = default;
     Conv2d(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel_size, int64_t pad, int64_t dil = 1)
-        : kernel(kernel_size), padding(pad), dilation(dil) {
-        const auto w = conv2d_weight_tap_major(weight, c_out, c_in, kernel_size, kernel_size);
-        linear = Linear(w.data(), c_out, kernel_size * kernel_size * c_in, bias);
-    }
+        : kernel(weight, bias, c_out, c_in, kernel_size, Conv2dKernel::Options{pad, dil, nullptr, false}) {}
+    Conv2d(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel_size, const Conv2dKernel::Options& o)
+        : kernel(weight, bias, c_out, c_in, kernel_size, o) {}
 
-    // Stride 1; output size = input size when padding = dilation * (kernel - 1) / 2.
     FeatureMap operator()(const FeatureMap& x) const {
-        const int64_t C = x.channels(), span = dilation * (kernel - 1);
-        if (C * kernel * kernel != linear.in_features()) throw Error("conv2d: input has " + std::to_string(C) + " channels, weights expect another count");
-        FeatureMap y{x.height + 2 * padding - span, x.width + 2 * padding - span, {}};
-        y.data.resize(y.height * y.width, linear.out_features());
-        if (kernel == 1 && padding == 0) {
-            linear.forward(x.data.data(), x.data.rows(), y.data.data());
-            return y;
-        }
-        const int64_t taps = kernel * kernel, width = taps * C, total = y.height * y.width;
-        // im2col in blocks of output pixels (a full 3x3 im2col of a 160x160x3072 map would be 2.8 GB).
-        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(total, (int64_t(64) << 20) / (width * 4)));
-        Matrix cols(std::min(block, total), width);
-        for (int64_t p0 = 0; p0 < total; p0 += block) {
-            const int64_t rows = std::min(block, total - p0);
-#pragma omp parallel for schedule(static)
-            for (int64_t r = 0; r < rows; ++r) {
-                const int64_t oy = (p0 + r) / y.width, ox = (p0 + r) % y.width;
-                float* dst = cols.row(r).data();
-                for (int64_t ky = 0; ky < kernel; ++ky)
-                    for (int64_t kx = 0; kx < kernel; ++kx) {
-                        const int64_t iy = oy - padding + ky * dilation, ix = ox - padding + kx * dilation;
-                        float* tap = dst + (ky * kernel + kx) * C;
-                        if (iy < 0 || iy >= x.height || ix < 0 || ix >= x.width)
-                            std::memset(tap, 0, sizeof(float) * size_t(C));
-                        else
-                            std::memcpy(tap, x.data.row(iy * x.width + ix).data(), sizeof(float) * size_t(C));
-                    }
-            }
-            linear.forward(cols.data(), rows, y.data.row(p0).data());
-        }
+        if (x.channels() != kernel.in_channels())
+            throw Error("conv2d: input has " + std::to_string(x.channels()) + " channels, weights expect " + std::to_string(kernel.in_channels()));
+        FeatureMap y{kernel.output_size(x.height), kernel.output_size(x.width), {}};
+        y.data.resize(y.height * y.width, kernel.out_channels());
+        kernel.forward(x.data.data(), x.height, x.width, y.data.data());
         return y;
     }
 };
 
-// ConvTranspose2d with kernel 2, stride 2 (weight [C_in, C_out, 2, 2]): each input pixel writes a 2x2 block.
-struct ConvTranspose2x2 {
-    Linear linear;  // [4 * C_out, C_in], rows ordered (dy, dx, c_out)
-    std::vector<float> bias;
-    int64_t c_out = 0;
-
-    ConvTranspose2x2() = default;
-    ConvTranspose2x2(const float* weight, const float* b, int64_t c_in, int64_t out) : bias(b, b + out), c_out(out) {
-        std::vector<float> w(size_t(4 * out * c_in));
-        for (int64_t i = 0; i < c_in; ++i)
-            for (int64_t o = 0; o < out; ++o)
-                for (int64_t t = 0; t < 4; ++t) w[size_t((t * out + o) * c_in + i)] = weight[(i * out + o) * 4 + t];
-        linear = Linear(w.data(), 4 * out, c_in, nullptr);
-    }
-
-    FeatureMap operator()(const FeatureMap& x) const {
-        const Matrix blocks = linear(x.data);  // [h*w, 4*C_out]
-        FeatureMap y{2 * x.height, 2 * x.width, Matrix(4 * x.height * x.width, c_out)};
-        const ConstRowVectorMap b(bias.data(), c_out);
-        for (int64_t py = 0; py < x.height; ++py)
-            for (int64_t px = 0; px < x.width; ++px)
-                for (int64_t t = 0; t < 4; ++t)
-                    y.data.row((2 * py + t / 2) * y.width + 2 * px + t % 2) = blocks.row(py * x.width + px).segment(t * c_out, c_out) + b;
-        return y;
-    }
-};
+// Below this many values a pass runs on one thread: a parallel region costs more than it saves.
+constexpr int64_t kImageParallelMin = int64_t(1) << 15;
 
 // BatchNorm2d in inference: per-channel (x - mean) / sqrt(var + eps) * gamma + beta.
 struct BatchNorm {
@@ -111,16 +51,54 @@ struct BatchNorm {
         }
     }
     void operator()(FeatureMap& x) const {
-        x.data.array().rowwise() *= scale.array();
-        x.data.rowwise() += shift;
+        const int64_t rows = x.data.rows();
+#pragma omp parallel for schedule(static) if (x.data.size() > kImageParallelMin)
+        for (int64_t r = 0; r < rows; ++r) x.data.row(r) = x.data.row(r).cwiseProduct(scale) + shift;
+    }
+};
+
+// ConvTranspose2d with kernel 2, stride 2 (weight [C_in, C_out, 2, 2]): each input pixel writes a
+// 2x2 block. A batch norm that follows it may be folded into the weights and bias.
+struct ConvTranspose2x2 {
+    Linear linear;  // [4 * C_out, C_in], rows ordered (dy, dx, c_out)
+    std::vector<float> bias;
+    int64_t c_out = 0;
+
+    ConvTranspose2x2() = default;
+    ConvTranspose2x2(const float* weight, const float* b, int64_t c_in, int64_t out, const BatchNorm* norm = nullptr)
+        : bias(b, b + out), c_out(out) {
+        std::vector<float> w(size_t(4 * out * c_in));
+        for (int64_t i = 0; i < c_in; ++i)
+            for (int64_t o = 0; o < out; ++o) {
+                const float s = norm ? norm->scale(o) : 1.0f;
+                for (int64_t t = 0; t < 4; ++t) w[size_t((t * out + o) * c_in + i)] = weight[(i * out + o) * 4 + t] * s;
+            }
+        if (norm)
+            for (int64_t o = 0; o < out; ++o) bias[size_t(o)] = bias[size_t(o)] * norm->scale(o) + norm->shift(o);
+        linear = Linear(w.data(), 4 * out, c_in, nullptr);
+    }
+
+    FeatureMap operator()(const FeatureMap& x) const {
+        const Matrix blocks = linear(x.data);  // [h*w, 4*C_out]
+        FeatureMap y{2 * x.height, 2 * x.width, Matrix(4 * x.height * x.width, c_out)};
+        const ConstRowVectorMap b(bias.data(), c_out);
+        const int64_t H = x.height, W = x.width;
+#pragma omp parallel for schedule(static) if (y.data.size() > kImageParallelMin)
+        for (int64_t py = 0; py < H; ++py)
+            for (int64_t px = 0; px < W; ++px)
+                for (int64_t t = 0; t < 4; ++t)
+                    y.data.row((2 * py + t / 2) * y.width + 2 * px + t % 2) = blocks.row(py * W + px).segment(t * c_out, c_out) + b;
+        return y;
     }
 };
 
 inline FeatureMap max_pool_2x2(const FeatureMap& x) {
     FeatureMap y{x.height / 2, x.width / 2, Matrix(x.height / 2 * (x.width / 2), x.channels())};
-    for (int64_t oy = 0; oy < y.height; ++oy)
-        for (int64_t ox = 0; ox < y.width; ++ox) {
-            auto r = y.data.row(oy * y.width + ox);
+    const int64_t H = y.height, W = y.width;
+#pragma omp parallel for schedule(static) if (y.data.size() > kImageParallelMin)
+    for (int64_t oy = 0; oy < H; ++oy)
+        for (int64_t ox = 0; ox < W; ++ox) {
+            auto r = y.data.row(oy * W + ox);
             r = x.data.row(2 * oy * x.width + 2 * ox);
             r = r.cwiseMax(x.data.row(2 * oy * x.width + 2 * ox + 1));
             r = r.cwiseMax(x.data.row((2 * oy + 1) * x.width + 2 * ox));
@@ -132,9 +110,10 @@ inline FeatureMap max_pool_2x2(const FeatureMap& x) {
 // nn.AdaptiveAvgPool2d: output cell i covers [floor(i * in / out), ceil((i + 1) * in / out)).
 inline FeatureMap adaptive_avg_pool(const FeatureMap& x, int64_t out_h, int64_t out_w) {
     FeatureMap y{out_h, out_w, Matrix::Zero(out_h * out_w, x.channels())};
+#pragma omp parallel for schedule(static) collapse(2) if (x.data.size() > kImageParallelMin)
     for (int64_t oy = 0; oy < out_h; ++oy) {
-        const int64_t y0 = oy * x.height / out_h, y1 = ((oy + 1) * x.height + out_h - 1) / out_h;
         for (int64_t ox = 0; ox < out_w; ++ox) {
+            const int64_t y0 = oy * x.height / out_h, y1 = ((oy + 1) * x.height + out_h - 1) / out_h;
             const int64_t x0 = ox * x.width / out_w, x1 = ((ox + 1) * x.width + out_w - 1) / out_w;
             auto r = y.data.row(oy * out_w + ox);
             for (int64_t iy = y0; iy < y1; ++iy)
@@ -156,7 +135,7 @@ inline float resize_source_index(int64_t in, int64_t out, int64_t dst, bool cubi
 inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t out_w) {
     if (x.height < 1 || x.width < 1 || out_h < 1 || out_w < 1) throw Error("resize of an empty feature map");
     FeatureMap y{out_h, out_w, Matrix(out_h * out_w, x.channels())};
-#pragma omp parallel for schedule(static) if (out_h * out_w * x.channels() > (1 << 16))
+#pragma omp parallel for schedule(static) if (out_h * out_w * x.channels() > kImageParallelMin)
     for (int64_t oy = 0; oy < out_h; ++oy) {
         const float sy = resize_source_index(x.height, out_h, oy, false);
         const int64_t y0 = std::min<int64_t>(int64_t(sy), x.height - 1), y1 = std::min<int64_t>(y0 + 1, x.height - 1);
@@ -183,6 +162,7 @@ inline FeatureMap resize_bicubic(const FeatureMap& x, int64_t out_h, int64_t out
         w[0] = far(t + 1); w[1] = near(t); w[2] = near(1 - t); w[3] = far(2 - t);
     };
     FeatureMap y{out_h, out_w, Matrix(out_h * out_w, x.channels())};
+#pragma omp parallel for schedule(static) if (out_h * out_w * x.channels() > kImageParallelMin)
     for (int64_t oy = 0; oy < out_h; ++oy) {
         const float sy = resize_source_index(x.height, out_h, oy, true);
         const int64_t iy = int64_t(std::floor(sy));

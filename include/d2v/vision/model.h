@@ -4,6 +4,7 @@
 // or the CLS token).
 #pragma once
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "d2v/ndarray.h"
@@ -74,15 +75,8 @@ public:
         VisionModelOutput out;
         out.grid_height = H / P;
         out.grid_width = W / P;
-        // Biases depend only on the patch grid: computed once per forward (per-layer + shared
-        // tables summed), shared by the batch.
-        std::vector<Matrix> biases;
-        for (const auto& b : layer_bias_) biases.push_back(b.for_grid(out.grid_height, out.grid_width));
-        if (shared_bias_) {
-            const Matrix shared = shared_bias_->for_grid(out.grid_height, out.grid_width);
-            if (biases.empty()) biases.assign(layers_.size(), shared);
-            else for (auto& b : biases) b += shared;
-        }
+        const std::shared_ptr<const GridBias> grid_bias = bias_for_grid(out.grid_height, out.grid_width);
+        Matrix layer_bias;  // a gathered bias when they are not all kept (reused by every layer)
         if (options.hidden_states) out.hidden_states.assign(layers_.size() + 1, std::vector<Matrix>(size_t(B)));
         if (options.attentions) out.attentions.assign(layers_.size(), std::vector<Matrix>(size_t(B)));
         Matrix pooled(B, config_.hidden_size);
@@ -93,7 +87,7 @@ public:
             for (size_t l = 0; l < layers_.size(); ++l) {
                 if (options.hidden_states) out.hidden_states[l][size_t(b)] = x;
                 AttentionBias bias;
-                if (!biases.empty()) bias.per_head = &biases[l];
+                if (grid_bias) bias.per_head = grid_bias->layer(l, layer_bias);
                 layers_[l].forward(x, bias, options.attentions ? &out.attentions[l][size_t(b)] : nullptr);
             }
             if (options.hidden_states) out.hidden_states.back()[size_t(b)] = x;
@@ -112,6 +106,56 @@ public:
     }
 
 private:
+    // Relative position biases of one patch grid: the per-layer tables (shared table added) and the
+    // row index, and, when they are small (224^2: 22 MB for 12 layers), every layer's bias. At 640^2
+    // all layers' biases would take 1.48 GB, so there each layer's is gathered when it runs.
+    struct GridBias {
+        int64_t grid_h = 0, grid_w = 0;
+        RelativePositionIndex index;
+        std::vector<Matrix> tables;  // [layers] head-major, or one (shared bias only)
+        std::vector<Matrix> full;    // empty, or [layers] / one: [heads * T, T]
+
+        const Matrix* layer(size_t l, Matrix& scratch) const {
+            const size_t i = std::min(l, tables.size() - 1);
+            if (!full.empty()) return &full[i];
+            if (tables.size() > 1 || scratch.size() == 0) RelativePositionBias::gather(tables[i], index, scratch);
+            return &scratch;
+        }
+    };
+    static constexpr int64_t kKeptBiasBytes = int64_t(64) << 20;
+    static constexpr size_t kCachedGrids = 4;
+
+    // Thread-safe: forward() may run from several threads; grids are kept most recent last.
+    std::shared_ptr<const GridBias> bias_for_grid(int64_t gh, int64_t gw) const {
+        if (layer_bias_.empty() && !shared_bias_) return nullptr;
+        std::lock_guard<std::mutex> lock(bias_mutex_);
+        for (size_t i = 0; i < bias_cache_.size(); ++i)
+            if (bias_cache_[i]->grid_h == gh && bias_cache_[i]->grid_w == gw) {
+                auto hit = bias_cache_[i];
+                bias_cache_.erase(bias_cache_.begin() + int64_t(i));
+                bias_cache_.push_back(hit);
+                return hit;
+            }
+        auto g = std::make_shared<GridBias>();
+        g->grid_h = gh;
+        g->grid_w = gw;
+        g->index = RelativePositionIndex(gh, gw);
+        for (const auto& b : layer_bias_) g->tables.push_back(b.table_for_grid(gh, gw));
+        if (shared_bias_) {
+            const Matrix shared = shared_bias_->table_for_grid(gh, gw);
+            if (g->tables.empty()) g->tables.push_back(shared);
+            else for (auto& t : g->tables) t += shared;
+        }
+        const int64_t T = g->index.tokens, heads = g->tables[0].rows();
+        if (int64_t(g->tables.size()) * heads * T * T * int64_t(sizeof(float)) <= kKeptBiasBytes) {
+            g->full.resize(g->tables.size());
+            for (size_t i = 0; i < g->tables.size(); ++i) RelativePositionBias::gather(g->tables[i], g->index, g->full[i]);
+        }
+        if (bias_cache_.size() == kCachedGrids) bias_cache_.erase(bias_cache_.begin());
+        bias_cache_.push_back(g);
+        return g;
+    }
+
     std::shared_ptr<const ModelFile> file_;
     VisionConfig config_;
     PatchEmbeddings embeddings_;
@@ -119,6 +163,8 @@ private:
     std::vector<TransformerLayer> layers_;
     std::vector<RelativePositionBias> layer_bias_;
     std::optional<RelativePositionBias> shared_bias_;
+    mutable std::mutex bias_mutex_;
+    mutable std::vector<std::shared_ptr<const GridBias>> bias_cache_;
     const float *final_norm_w_ = nullptr, *final_norm_b_ = nullptr, *pooler_norm_w_ = nullptr, *pooler_norm_b_ = nullptr;
 };
 

@@ -22,12 +22,13 @@ public:
         const int64_t P = config_.patch_size, C = config_.num_channels, gh = height / P, gw = width / P, N = gh * gw;
         if (gh < 1 || gw < 1) throw Error("image of " + std::to_string(width) + "x" + std::to_string(height) + " is smaller than one patch");
         Matrix patches(N, C * P * P);  // PyTorch's (channel, y, x) order inside a patch = the conv weight's order
+#pragma omp parallel for schedule(static) if (patches.size() > kImageParallelMin)
         for (int64_t py = 0; py < gh; ++py)
             for (int64_t px = 0; px < gw; ++px)
                 for (int64_t c = 0; c < C; ++c)
                     for (int64_t y = 0; y < P; ++y)
-                        for (int64_t x = 0; x < P; ++x)
-                            patches(py * gw + px, (c * P + y) * P + x) = pixels[(c * height + py * P + y) * width + px * P + x];
+                        std::memcpy(&patches(py * gw + px, (c * P + y) * P), pixels + (c * height + py * P + y) * width + px * P,
+                                    sizeof(float) * size_t(P));
         const Matrix projected = projection_(patches);
         Matrix out(N + 1, config_.hidden_size);
         out.row(0) = ConstRowVectorMap(cls_, config_.hidden_size);

@@ -16,30 +16,34 @@ namespace d2v::vision {
 // Conv2d (no bias) + BatchNorm2d + ReLU, as Transformers' Data2VecVisionConvLayer.
 class ConvBlock {
 public:
-    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, int64_t c_in, int64_t kernel)
-        : conv_(file.tensor(prefix + ".convolution.weight"), nullptr, c_out, c_in, kernel, kernel / 2),
-          norm_(file.tensor(prefix + ".normalization.weight"), file.tensor(prefix + ".normalization.bias"),
-                file.tensor(prefix + ".normalization.running_mean"), file.tensor(prefix + ".normalization.running_var"), c_out, 1e-5f) {}
-    FeatureMap operator()(const FeatureMap& x) const {
-        FeatureMap y = conv_(x);
-        norm_(y);
-        y.data = y.data.cwiseMax(0.0f);
-        return y;
+    // The batch norm is folded into the convolution's weights and bias, the ReLU into its output pass.
+    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, int64_t c_in, int64_t kernel) {
+        const BatchNorm norm(file.tensor(prefix + ".normalization.weight"), file.tensor(prefix + ".normalization.bias"),
+                             file.tensor(prefix + ".normalization.running_mean"), file.tensor(prefix + ".normalization.running_var"), c_out,
+                             1e-5f);
+        conv_ = Conv2d(file.tensor(prefix + ".convolution.weight"), norm.shift.data(), c_out, c_in, kernel,
+                       Conv2dKernel::Options{kernel / 2, 1, norm.scale.data(), true});
     }
+    FeatureMap operator()(const FeatureMap& x) const { return conv_(x); }
 
 private:
     Conv2d conv_;
-    BatchNorm norm_;
 };
 
 inline FeatureMap concat_channels(const std::vector<FeatureMap>& maps) {
     int64_t channels = 0;
     for (const auto& m : maps) channels += m.channels();
-    FeatureMap out{maps[0].height, maps[0].width, Matrix(maps[0].data.rows(), channels)};
-    int64_t c = 0;
-    for (const auto& m : maps) {
-        out.data.middleCols(c, m.channels()) = m.data;
-        c += m.channels();
+    const int64_t rows = maps[0].data.rows();
+    for (const auto& m : maps)
+        if (m.data.rows() != rows) throw Error("concat of feature maps of different sizes");
+    FeatureMap out{maps[0].height, maps[0].width, Matrix(rows, channels)};
+#pragma omp parallel for schedule(static) if (out.data.size() > kImageParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        float* dst = out.data.row(r).data();
+        for (const auto& m : maps) {
+            std::memcpy(dst, m.data.row(r).data(), sizeof(float) * size_t(m.channels()));
+            dst += m.channels();
+        }
     }
     return out;
 }
@@ -51,9 +55,9 @@ public:
         if (c.out_indices.size() != 4) throw Error("config: semantic segmentation needs exactly 4 out_indices");
         for (int64_t i : c.out_indices)
             if (i < 1 || i > c.num_hidden_layers + 1) throw Error("config: out_indices must lie in 1..num_hidden_layers+1");
-        fpn1_a_ = ConvTranspose2x2(file.tensor("fpn1.0.weight"), file.tensor("fpn1.0.bias"), H, H);
-        fpn1_norm_ = BatchNorm(file.tensor("fpn1.1.weight"), file.tensor("fpn1.1.bias"), file.tensor("fpn1.1.running_mean"),
-                               file.tensor("fpn1.1.running_var"), H, 1e-5f);
+        const BatchNorm fpn1_norm(file.tensor("fpn1.1.weight"), file.tensor("fpn1.1.bias"), file.tensor("fpn1.1.running_mean"),
+                                  file.tensor("fpn1.1.running_var"), H, 1e-5f);
+        fpn1_a_ = ConvTranspose2x2(file.tensor("fpn1.0.weight"), file.tensor("fpn1.0.bias"), H, H, &fpn1_norm);  // norm folded in
         fpn1_b_ = ConvTranspose2x2(file.tensor("fpn1.3.weight"), file.tensor("fpn1.3.bias"), H, H);
         fpn2_ = ConvTranspose2x2(file.tensor("fpn2.0.weight"), file.tensor("fpn2.0.bias"), H, H);
         for (size_t i = 0; i < c.pool_scales.size(); ++i)
@@ -111,8 +115,7 @@ private:
             const Matrix& h = base.hidden_states[size_t(index - 1)][b];
             f.push_back(FeatureMap{base.grid_height, base.grid_width, h.bottomRows(h.rows() - 1)});
         }
-        f[0] = fpn1_a_(f[0]);
-        fpn1_norm_(f[0]);
+        f[0] = fpn1_a_(f[0]);  // includes fpn1's batch norm
         apply_activation(Activation::Gelu, f[0].data);
         f[0] = fpn1_b_(f[0]);
         f[1] = fpn2_(f[1]);
@@ -141,8 +144,13 @@ private:
 
     static void append_nchw(NdArray& a, const FeatureMap& map, size_t batch) {
         if (a.shape.empty()) a.shape = {int64_t(batch), map.channels(), map.height, map.width};
-        for (int64_t c = 0; c < map.channels(); ++c)
-            for (int64_t p = 0; p < map.data.rows(); ++p) a.data.push_back(map.data(p, c));
+        const size_t base = a.data.size();
+        const int64_t C = map.channels(), P = map.data.rows();
+        a.data.resize(base + size_t(C * P));
+        float* dst = a.data.data() + base;
+#pragma omp parallel for schedule(static) if (C * P > kImageParallelMin)
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t p = 0; p < P; ++p) dst[c * P + p] = map.data(p, c);
     }
 
     FeatureMap auxiliary_head(const std::vector<FeatureMap>& f) const {
@@ -171,7 +179,6 @@ private:
 
     VisionConfig config_;
     ConvTranspose2x2 fpn1_a_, fpn1_b_, fpn2_;
-    BatchNorm fpn1_norm_;
     std::vector<ConvBlock> psp_, psp_bottleneck_, lateral_, fpn_convs_, fpn_bottleneck_, aux_convs_, aux_concat_;
     Conv2d classifier_, aux_classifier_;
 };

@@ -1,0 +1,261 @@
+#include "d2v/kernels/conv2d.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "d2v/kernels/linear.h"
+
+#ifdef D2V_USE_DNNL
+#include <dnnl.hpp>
+#endif
+
+namespace d2v {
+namespace {
+
+// The weights with the per-output-channel scale applied, still [c_out, c_in, k, k]. Folding a batch
+// norm here costs one rounding per weight and saves a pass over the whole output map.
+std::vector<float> scaled_weights(const float* weight, const float* scale, int64_t c_out, int64_t per_out) {
+    std::vector<float> w(weight, weight + c_out * per_out);
+    if (scale)
+        for (int64_t o = 0; o < c_out; ++o)
+            for (int64_t i = 0; i < per_out; ++i) w[size_t(o * per_out + i)] *= scale[o];
+    return w;
+}
+
+}  // namespace
+
+int64_t Conv2dKernel::output_size(int64_t input) const {
+    const int64_t out = input + 2 * padding_ - dilation_ * (kernel_ - 1);
+    if (input < 1 || out < 1)
+        throw Error("conv2d: a " + std::to_string(kernel_) + "x" + std::to_string(kernel_) + " kernel does not fit a map of side " +
+                    std::to_string(input));
+    return out;
+}
+
+#ifdef D2V_USE_DNNL
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& cpu_engine() {
+    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+
+// Per-thread scratchpad, grown as needed and kept: concurrent callers never share one.
+void* thread_scratchpad(size_t bytes) {
+    struct Buffer {
+        void* data = nullptr;
+        size_t size = 0;
+        ~Buffer() { std::free(data); }
+    };
+    thread_local Buffer buffer;
+    if (bytes > buffer.size) {
+        std::free(buffer.data);
+        buffer.data = nullptr;
+        buffer.size = 0;
+        const size_t size = (bytes + 4095) / 4096 * 4096;
+        buffer.data = std::aligned_alloc(64, size);
+        if (!buffer.data) throw std::bad_alloc();
+        buffer.size = size;
+    }
+    return buffer.data;
+}
+
+// Map side used to let oneDNN choose the weight layout at load; other sizes reuse that layout.
+constexpr int64_t kReferenceSide = 32;
+// Primitives kept per kernel, one per input size seen (least recently used one replaced).
+constexpr size_t kMaxCachedShapes = 8;
+}  // namespace
+
+struct Conv2dKernel::Impl {
+    int64_t c_out = 0, c_in = 0, kernel = 1, padding = 0, dilation = 1;
+    bool relu = false, has_bias = false;
+    memory::desc weights_md;
+    memory weights, bias;
+
+    struct Cached {
+        int64_t height, width;
+        dnnl::convolution_forward prim;
+        memory::desc scratchpad_md;
+        memory weights;  // the load-time weights, or a copy in the layout this size needed
+        uint64_t last_use;
+    };
+    mutable std::mutex mutex;
+    mutable std::vector<Cached> cache;
+    mutable uint64_t clock = 0;
+
+    dnnl::convolution_forward::primitive_desc make_pd(int64_t h, int64_t w, const memory::desc& wmd) const {
+        const int64_t span = dilation * (kernel - 1);
+        const memory::desc src({1, c_in, h, w}, dt::f32, tag::nhwc);
+        const memory::desc dst({1, c_out, h + 2 * padding - span, w + 2 * padding - span}, dt::f32, tag::nhwc);
+        const memory::dims strides{1, 1}, dilates{dilation - 1, dilation - 1}, pad{padding, padding};
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        if (relu) {
+            dnnl::post_ops ops;
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+            attr.set_post_ops(ops);
+        }
+        const auto prop = dnnl::prop_kind::forward_inference;
+        const auto algo = dnnl::algorithm::convolution_direct;
+        if (has_bias) {
+            const memory::desc b({c_out}, dt::f32, tag::x);
+            return {dnnl::convolution_forward::desc(prop, algo, src, wmd, b, dst, strides, dilates, pad, pad), attr, cpu_engine()};
+        }
+        return {dnnl::convolution_forward::desc(prop, algo, src, wmd, dst, strides, dilates, pad, pad), attr, cpu_engine()};
+    }
+
+    const Cached& primitive(int64_t h, int64_t w) const {
+        // Called with the mutex held.
+        ++clock;
+        for (auto& c : cache)
+            if (c.height == h && c.width == w) {
+                c.last_use = clock;
+                return c;
+            }
+        Cached entry{h, w, {}, {}, weights, clock};
+        try {
+            const auto pd = make_pd(h, w, weights_md);
+            entry.prim = dnnl::convolution_forward(pd);
+            entry.scratchpad_md = pd.scratchpad_desc();
+        } catch (const dnnl::error&) {
+            // This size wants another weight layout: repack a copy for it.
+            const auto pd = make_pd(h, w, memory::desc({c_out, c_in, kernel, kernel}, dt::f32, tag::any));
+            entry.prim = dnnl::convolution_forward(pd);
+            entry.scratchpad_md = pd.scratchpad_desc();
+            entry.weights = memory(pd.weights_desc(), cpu_engine());
+            dnnl::stream s(cpu_engine());
+            memory packed = weights;  // a handle copy: execute() takes non-const memories
+            dnnl::reorder(packed, entry.weights).execute(s, packed, entry.weights);
+            s.wait();
+        }
+        if (cache.size() < kMaxCachedShapes) {
+            cache.push_back(std::move(entry));
+            return cache.back();
+        }
+        auto oldest = std::min_element(cache.begin(), cache.end(), [](const Cached& a, const Cached& b) { return a.last_use < b.last_use; });
+        *oldest = std::move(entry);
+        return *oldest;
+    }
+};
+
+Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel, const Options& o)
+    : c_out_(c_out), c_in_(c_in), kernel_(kernel), padding_(o.padding), dilation_(o.dilation) {
+    if (c_out < 1 || c_in < 1 || kernel < 1 || o.padding < 0 || o.dilation < 1) throw Error("conv2d: invalid shape");
+    auto p = std::make_shared<Impl>();
+    p->c_out = c_out, p->c_in = c_in, p->kernel = kernel, p->padding = o.padding, p->dilation = o.dilation;
+    p->relu = o.relu;
+    p->has_bias = bias != nullptr;
+    std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * kernel * kernel);
+    const int64_t side = std::max(kReferenceSide, o.dilation * (kernel - 1) + 1);
+    const auto pd = p->make_pd(side, side, memory::desc({c_out, c_in, kernel, kernel}, dt::f32, tag::any));
+    p->weights_md = pd.weights_desc();
+    p->weights = memory(p->weights_md, cpu_engine());
+    memory user(memory::desc({c_out, c_in, kernel, kernel}, dt::f32, tag::oihw), cpu_engine(), w.data());
+    dnnl::stream s(cpu_engine());
+    dnnl::reorder(user, p->weights).execute(s, user, p->weights);
+    s.wait();
+    if (bias) {
+        p->bias = memory(memory::desc({c_out}, dt::f32, tag::x), cpu_engine());
+        std::memcpy(p->bias.get_data_handle(), bias, sizeof(float) * size_t(c_out));
+    }
+    impl_ = std::move(p);
+}
+
+void Conv2dKernel::forward(const float* x, int64_t height, int64_t width, float* y) const {
+    if (!impl_) throw Error("conv2d: kernel not loaded");
+    const int64_t oh = output_size(height), ow = output_size(width);
+    const Impl& p = *impl_;
+    dnnl::convolution_forward prim;
+    memory::desc scratchpad_md;
+    memory weights;
+    {
+        std::lock_guard<std::mutex> lock(p.mutex);
+        const auto& c = p.primitive(height, width);
+        prim = c.prim;
+        scratchpad_md = c.scratchpad_md;
+        weights = c.weights;
+    }
+    auto& engine = cpu_engine();
+    memory src(memory::desc({1, c_in_, height, width}, dt::f32, tag::nhwc), engine, const_cast<float*>(x));
+    memory dst(memory::desc({1, c_out_, oh, ow}, dt::f32, tag::nhwc), engine, y);
+    memory scratch(scratchpad_md, engine, thread_scratchpad(std::max<size_t>(scratchpad_md.get_size(), 64)));
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (p.has_bias) args.emplace(DNNL_ARG_BIAS, p.bias);
+    dnnl::stream s(engine);
+    prim.execute(s, args);
+    s.wait();
+}
+
+const char* Conv2dKernel::backend_name() { return "oneDNN convolution (direct, NHWC)"; }
+
+#else  // im2col + Linear
+
+struct Conv2dKernel::Impl {
+    Linear linear;  // tap-major weights [c_out, kh, kw, c_in]
+    bool relu = false;
+};
+
+Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel, const Options& o)
+    : c_out_(c_out), c_in_(c_in), kernel_(kernel), padding_(o.padding), dilation_(o.dilation) {
+    if (c_out < 1 || c_in < 1 || kernel < 1 || o.padding < 0 || o.dilation < 1) throw Error("conv2d: invalid shape");
+    const int64_t taps = kernel * kernel;
+    const std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * taps);
+    std::vector<float> tap_major(w.size());
+    for (int64_t out = 0; out < c_out; ++out)
+        for (int64_t c = 0; c < c_in; ++c)
+            for (int64_t t = 0; t < taps; ++t) tap_major[size_t((out * taps + t) * c_in + c)] = w[size_t((out * c_in + c) * taps + t)];
+    auto p = std::make_shared<Impl>();
+    p->linear = Linear(tap_major.data(), c_out, taps * c_in, bias);
+    p->relu = o.relu;
+    impl_ = std::move(p);
+}
+
+void Conv2dKernel::forward(const float* x, int64_t height, int64_t width, float* y) const {
+    if (!impl_) throw Error("conv2d: kernel not loaded");
+    const int64_t oh = output_size(height), ow = output_size(width), C = c_in_, total = oh * ow;
+    const Impl& p = *impl_;
+    if (kernel_ == 1 && padding_ == 0) {
+        p.linear.forward(x, total, y);
+    } else {
+        const int64_t width_cols = kernel_ * kernel_ * C;
+        // Blocks of output pixels bound the im2col buffer (a full 3x3 im2col of a 160x160x3072 map is 2.8 GB).
+        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(total, (int64_t(64) << 20) / (width_cols * 4)));
+        std::vector<float> cols(size_t(block * width_cols));
+        for (int64_t p0 = 0; p0 < total; p0 += block) {
+            const int64_t rows = std::min(block, total - p0);
+#pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t oy = (p0 + r) / ow, ox = (p0 + r) % ow;
+                float* dst = cols.data() + r * width_cols;
+                for (int64_t ky = 0; ky < kernel_; ++ky)
+                    for (int64_t kx = 0; kx < kernel_; ++kx) {
+                        const int64_t iy = oy - padding_ + ky * dilation_, ix = ox - padding_ + kx * dilation_;
+                        float* tap = dst + (ky * kernel_ + kx) * C;
+                        if (iy < 0 || iy >= height || ix < 0 || ix >= width)
+                            std::memset(tap, 0, sizeof(float) * size_t(C));
+                        else
+                            std::memcpy(tap, x + (iy * width + ix) * C, sizeof(float) * size_t(C));
+                    }
+            }
+            p.linear.forward(cols.data(), rows, y + p0 * c_out_);
+        }
+    }
+    if (p.relu) {
+        const int64_t n = total * c_out_;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+        for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+    }
+}
+
+const char* Conv2dKernel::backend_name() { return "im2col + matrix product"; }
+
+#endif
+
+}  // namespace d2v
