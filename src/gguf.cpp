@@ -10,7 +10,15 @@
 namespace d2v {
 namespace {
 
-constexpr uint32_t kGgmlTypeF32 = 0;
+// Bytes per element of an accepted tensor type; 0 for any other type.
+uint64_t element_bytes(uint32_t type) {
+    switch (type) {
+        case kGgmlF32: return 4;
+        case kGgmlBF16: return 2;
+        case kGgmlI8: return 1;
+        default: return 0;
+    }
+}
 constexpr uint64_t kMaxDims = 4;  // GGML_MAX_DIMS
 constexpr uint64_t kMaxNesting = 4;
 // A data2vec-large checkpoint has ~400 tensors and our converter writes ~10 metadata keys; these
@@ -122,6 +130,15 @@ GgufValue read_value(Cursor& c, uint32_t type, uint64_t depth) {
 
 }  // namespace
 
+const char* ggml_type_name(uint32_t type) {
+    switch (type) {
+        case kGgmlF32: return "F32";
+        case kGgmlBF16: return "BF16";
+        case kGgmlI8: return "I8";
+        default: return "unknown";
+    }
+}
+
 GgufFile::GgufFile(const std::string& path) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) throw Error(path + ": cannot open model file: " + std::strerror(errno));
@@ -192,11 +209,12 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
         uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
         if (data_start > size_) c.fail("tensor data section starts past the end of the file");
         for (auto& t : pending) {
-            if (t.type != kGgmlTypeF32)
+            const uint64_t width = element_bytes(t.type);
+            if (width == 0)
                 throw Error(path + ": tensor '" + t.name + "' has ggml type " + std::to_string(t.type) +
-                            "; this version reads float32 tensors only (re-run weights_tools/convert.py)");
+                            "; this version reads F32, BF16 and I8 tensors only (re-run weights_tools/convert.py)");
             if (t.offset % alignment != 0) c.fail("tensor '" + t.name + "' data offset is not aligned");
-            uint64_t nbytes = t.n * sizeof(float);
+            uint64_t nbytes = t.n * width;  // t.n <= 2^40, so no overflow
             if (t.offset > size_ - data_start || nbytes > size_ - data_start - t.offset)
                 c.fail("tensor '" + t.name + "' data lies outside the file (offset " + std::to_string(t.offset) +
                        ", " + std::to_string(nbytes) + " bytes)");
@@ -205,7 +223,8 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
             out.shape = t.shape;
             out.ggml_type = t.type;
             out.n_elements = t.n;
-            out.data = reinterpret_cast<const float*>(bytes + data_start + t.offset);
+            out.raw = bytes + data_start + t.offset;
+            if (t.type == kGgmlF32) out.data = static_cast<const float*>(out.raw);
             if (!tensors_.emplace(t.name, std::move(out)).second) c.fail("duplicate tensor '" + t.name + "'");
         }
     } catch (...) {

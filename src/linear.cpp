@@ -2,9 +2,13 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
-#include <map>
+#include <cstring>
 #include <mutex>
+#include <vector>
 
 #ifdef D2V_USE_DNNL
 #include <dnnl.hpp>
@@ -18,6 +22,45 @@ void set_num_threads(int n) {
     Eigen::setNbThreads(n);
 }
 
+namespace {
+float bf16_to_float(uint16_t h) {
+    const uint32_t bits = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+// A reduced-precision matrix as f32 (the fallback on CPUs / backends without native support).
+std::vector<float> expand_to_f32(const WeightData& w, int64_t out, int64_t in) {
+    std::vector<float> f(size_t(out * in));
+    if (w.type == WeightType::BF16) {
+        const auto* h = static_cast<const uint16_t*>(w.data);
+        for (size_t i = 0; i < f.size(); ++i) f[i] = bf16_to_float(h[i]);
+    } else {
+        const auto* q = static_cast<const int8_t*>(w.data);
+        for (int64_t r = 0; r < out; ++r)
+            for (int64_t c = 0; c < in; ++c) f[size_t(r * in + c)] = float(q[r * in + c]) * w.scale[r];
+    }
+    return f;
+}
+void notice_expanded(WeightType type) {
+    static std::once_flag once[3];
+    std::call_once(once[int(type)], [type] {
+        std::fprintf(stderr, "d2v: %s weights expanded to f32 at load (%s)\n", weight_type_name(type),
+                     type == WeightType::BF16 ? "this CPU/backend has no AVX512_BF16 bf16 matmul"
+                                              : "this CPU/backend has no AVX512/AVX2 VNNI int8 matmul");
+    });
+}
+}  // namespace
+
+const char* weight_type_name(WeightType type) {
+    switch (type) {
+        case WeightType::F32: return "f32";
+        case WeightType::BF16: return "bf16";
+        case WeightType::I8: return "int8";
+    }
+    return "?";
+}
+
 #ifdef D2V_USE_DNNL
 namespace {
 using dnnl::memory;
@@ -28,70 +71,152 @@ dnnl::engine& cpu_engine() {
     static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     return engine;
 }
-// Per-thread scratchpad, grown as needed and reused: concurrent callers never share one, and no
-// call pays for an allocation once the largest size has been seen.
-void* thread_scratchpad(size_t bytes) {
-    struct Buffer {
-        void* data = nullptr;
-        size_t size = 0;
-        ~Buffer() { std::free(data); }
-    };
-    thread_local Buffer buffer;
-    if (bytes > buffer.size) {
-        std::free(buffer.data);
-        buffer.size = (bytes + 4095) / 4096 * 4096;
-        buffer.data = std::aligned_alloc(64, buffer.size);
-        if (!buffer.data) throw std::bad_alloc();
+// Per-thread buffer, grown as needed and reused: concurrent callers never share one, and no call
+// pays for an allocation once the largest size has been seen. One per use (scratchpad, converted
+// activations, row scales).
+struct ThreadBuffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~ThreadBuffer() { std::free(data); }
+    void* get(size_t bytes) {
+        if (bytes > size) {
+            std::free(data);
+            data = nullptr;
+            size = (bytes + 4095) / 4096 * 4096;
+            data = std::aligned_alloc(64, size);
+            if (!data) {
+                size = 0;
+                throw std::bad_alloc();
+            }
+        }
+        return data;
     }
-    return buffer.data;
+};
+thread_local ThreadBuffer scratchpad_buffer, activation_buffer, row_scale_buffer;
+
+// oneDNN's ISA values are bit sets: an ISA includes another when it holds all of its bits.
+bool isa_includes(dnnl::cpu_isa have, dnnl::cpu_isa want) {
+    return (unsigned(have) & unsigned(want)) == unsigned(want);
+}
+
+// Round to nearest even, as the hardware's VCVTNEPS2BF16 does (NaN kept a quiet NaN).
+inline uint16_t float_to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
 }
 
 // Rows used to let oneDNN pick the packed weight layout at load; the same layout serves every M.
 constexpr int64_t kReferenceRows = 256;
+// Below this many activation values, converting them in one thread beats starting a parallel region.
+constexpr int64_t kParallelConvertMin = int64_t(1) << 16;
 }  // namespace
 
 struct Linear::Impl {
+    WeightType type = WeightType::F32;
     memory::desc packed_weights_md;
     memory packed_weights;
     memory bias;
+    const float* bias_values = nullptr;  // into `bias` (int8 adds it after the scales)
+    std::vector<float> weight_scale;     // int8: per output channel
     bool has_bias = false;
     int64_t in = 0, out = 0;
+    struct Cached {
+        int64_t rows;
+        dnnl::matmul prim;
+        memory::desc scratchpad_md;
+        uint64_t last_use;
+    };
     mutable std::mutex mutex;
-    // Primitive per row count (oneDNN also caches). Each call brings its own scratchpad, so one
-    // primitive may run from several threads at once (run() is documented thread-safe).
-    mutable std::map<int64_t, std::pair<dnnl::matmul, memory::desc>> by_rows;
+    // Primitives by row count, LRU-bounded. Each call brings its own scratchpad, so one primitive may
+    // run from several threads at once (run() is documented thread-safe).
+    mutable std::vector<Cached> cache;
+    mutable uint64_t clock = 0;
+
+    dt src_type() const { return type == WeightType::F32 ? dt::f32 : type == WeightType::BF16 ? dt::bf16 : dt::s8; }
+    dt weight_type() const { return src_type(); }
 
     dnnl::matmul::primitive_desc make_pd(int64_t rows, const memory::desc& weights_md) const {
-        memory::desc src({rows, in}, dt::f32, tag::ab);
+        memory::desc src({rows, in}, src_type(), tag::ab);
         memory::desc dst({rows, out}, dt::f32, tag::ab);
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        if (type == WeightType::I8) {
+            // Per-output-channel weight scales folded into the product; the per-row activation scale
+            // and the bias are applied afterwards (oneDNN 2.6 has no per-row source scales).
+            attr.set_output_scales(1 << 1, weight_scale);
+            return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, cpu_engine());
+        }
         if (has_bias) {
             memory::desc b({1, out}, dt::f32, tag::ab);
             return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, b, dst), attr, cpu_engine());
         }
         return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, cpu_engine());
     }
+
+    std::pair<dnnl::matmul, memory::desc> primitive(int64_t rows) const {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++clock;
+        for (auto& c : cache)
+            if (c.rows == rows) {
+                c.last_use = clock;
+                return {c.prim, c.scratchpad_md};
+            }
+        auto pd = make_pd(rows, packed_weights_md);
+        Cached entry{rows, dnnl::matmul(pd), pd.scratchpad_desc(), clock};
+        if (cache.size() < kMaxCachedRowCounts) {
+            cache.push_back(entry);
+        } else {
+            auto oldest = std::min_element(cache.begin(), cache.end(),
+                                           [](const Cached& a, const Cached& b) { return a.last_use < b.last_use; });
+            *oldest = entry;
+        }
+        return {entry.prim, entry.scratchpad_md};
+    }
 };
 
-Linear::Linear(const float* weight, int64_t out_features, int64_t in_features, const float* bias)
+bool Linear::supports(WeightType type) {
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    switch (type) {
+        case WeightType::F32: return true;
+        case WeightType::BF16: return isa_includes(isa, dnnl::cpu_isa::avx512_core_bf16);
+        case WeightType::I8:
+            return isa_includes(isa, dnnl::cpu_isa::avx512_core_vnni) || isa_includes(isa, dnnl::cpu_isa::avx2_vnni);
+    }
+    return false;
+}
+
+Linear::Linear(const WeightData& weight, int64_t out_features, int64_t in_features, const float* bias)
     : impl_(std::make_shared<Impl>()), out_(out_features), in_(in_features) {
     auto& p = *impl_;
     p.in = in_features;
     p.out = out_features;
     p.has_bias = bias != nullptr;
+    std::vector<float> expanded;
+    const void* source = weight.data;
+    p.type = weight.type;
+    if (p.type != WeightType::F32 && !supports(p.type)) {
+        notice_expanded(p.type);
+        expanded = expand_to_f32(weight, out_features, in_features);
+        source = expanded.data();
+        p.type = WeightType::F32;
+    }
+    if (p.type == WeightType::I8) p.weight_scale.assign(weight.scale, weight.scale + out_features);
     // W^T as a [in, out] matrix: PyTorch's [out, in] row-major buffer is exactly format "ba".
-    memory::desc plain_md({in_features, out_features}, dt::f32, tag::ba);
-    memory::desc any_md({in_features, out_features}, dt::f32, tag::any);
+    memory::desc plain_md({in_features, out_features}, p.weight_type(), tag::ba);
+    memory::desc any_md({in_features, out_features}, p.weight_type(), tag::any);
     auto pd = p.make_pd(kReferenceRows, any_md);
     p.packed_weights_md = pd.weights_desc();
     p.packed_weights = memory(p.packed_weights_md, cpu_engine());
-    memory plain(plain_md, cpu_engine(), const_cast<float*>(weight));
+    memory plain(plain_md, cpu_engine(), const_cast<void*>(source));
     dnnl::stream stream(cpu_engine());
     dnnl::reorder(plain, p.packed_weights).execute(stream, plain, p.packed_weights);
     if (bias) {
         p.bias = memory({{1, out_features}, dt::f32, tag::ab}, cpu_engine());
         std::copy(bias, bias + out_features, static_cast<float*>(p.bias.get_data_handle()));
+        p.bias_values = static_cast<const float*>(p.bias.get_data_handle());
     }
     stream.wait();
 }
@@ -99,27 +224,65 @@ Linear::Linear(const float* weight, int64_t out_features, int64_t in_features, c
 void Linear::forward(const float* x, int64_t rows, float* y) const {
     if (rows == 0) return;
     auto& p = *impl_;
-    dnnl::matmul prim;
-    memory::desc scratchpad_md;
-    {
-        std::lock_guard<std::mutex> lock(p.mutex);
-        auto it = p.by_rows.find(rows);
-        if (it == p.by_rows.end()) {
-            auto pd = p.make_pd(rows, p.packed_weights_md);
-            it = p.by_rows.emplace(rows, std::make_pair(dnnl::matmul(pd), pd.scratchpad_desc())).first;
+    const auto [prim, scratchpad_md] = p.primitive(rows);
+    const int64_t in = p.in, out = p.out;
+    const void* src_data = x;
+    float* row_scale = nullptr;
+    if (p.type == WeightType::BF16) {
+        auto* h = static_cast<uint16_t*>(activation_buffer.get(size_t(rows * in) * sizeof(uint16_t)));
+        const int64_t n = rows * in;
+#pragma omp parallel for if (n >= kParallelConvertMin)
+        for (int64_t i = 0; i < n; ++i) h[i] = float_to_bf16(x[i]);
+        src_data = h;
+    } else if (p.type == WeightType::I8) {
+        auto* q = static_cast<int8_t*>(activation_buffer.get(size_t(rows * in)));
+        row_scale = static_cast<float*>(row_scale_buffer.get(size_t(rows) * sizeof(float)));
+#pragma omp parallel for if (rows * in >= kParallelConvertMin)
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* xr = x + r * in;
+            float amax = 0.f;
+            for (int64_t c = 0; c < in; ++c) amax = std::max(amax, std::fabs(xr[c]));
+            // A zero row quantizes to zeros with any scale; 1 keeps the division finite.
+            const float scale = amax > 0.f && std::isfinite(amax) ? amax / 127.f : 1.f;
+            const float inv = 1.f / scale;
+            int8_t* qr = q + r * in;
+            for (int64_t c = 0; c < in; ++c) {
+                const float v = std::nearbyint(xr[c] * inv);
+                qr[c] = int8_t(std::min(127.f, std::max(-127.f, v)));
+            }
+            row_scale[r] = scale;
         }
-        prim = it->second.first;
-        scratchpad_md = it->second.second;
+        src_data = q;
     }
-    memory src({{rows, p.in}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(x));
-    memory dst({{rows, p.out}, dt::f32, tag::ab}, cpu_engine(), y);
-    memory scratchpad(scratchpad_md, cpu_engine(), thread_scratchpad(scratchpad_md.get_size()));
+    memory src({{rows, in}, p.src_type(), tag::ab}, cpu_engine(), const_cast<void*>(src_data));
+    memory dst({{rows, out}, dt::f32, tag::ab}, cpu_engine(), y);
+    memory scratchpad(scratchpad_md, cpu_engine(), scratchpad_buffer.get(scratchpad_md.get_size()));
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.packed_weights}, {DNNL_ARG_DST, dst},
                                          {DNNL_ARG_SCRATCHPAD, scratchpad}};
-    if (p.has_bias) args.emplace(DNNL_ARG_BIAS, p.bias);
+    if (p.has_bias && p.type != WeightType::I8) args.emplace(DNNL_ARG_BIAS, p.bias);
     dnnl::stream stream(cpu_engine());
     prim.execute(stream, args);
     stream.wait();
+    if (p.type == WeightType::I8) {
+        const float* b = p.bias_values;
+#pragma omp parallel for if (rows * out >= kParallelConvertMin)
+        for (int64_t r = 0; r < rows; ++r) {
+            float* yr = y + r * out;
+            const float s = row_scale[r];
+            if (b)
+                for (int64_t c = 0; c < out; ++c) yr[c] = yr[c] * s + b[c];
+            else
+                for (int64_t c = 0; c < out; ++c) yr[c] *= s;
+        }
+    }
+}
+
+WeightType Linear::compute_type() const { return impl_ ? impl_->type : WeightType::F32; }
+
+size_t Linear::cached_row_counts() const {
+    if (!impl_) return 0;
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    return impl_->cache.size();
 }
 
 const char* Linear::backend_name() { return "oneDNN matmul (prepacked weights)"; }
@@ -131,9 +294,19 @@ struct Linear::Impl {
     RowVector bias;    // [out] or empty
 };
 
-Linear::Linear(const float* weight, int64_t out_features, int64_t in_features, const float* bias)
+bool Linear::supports(WeightType type) { return type == WeightType::F32; }
+WeightType Linear::compute_type() const { return WeightType::F32; }
+size_t Linear::cached_row_counts() const { return 0; }
+
+Linear::Linear(const WeightData& w, int64_t out_features, int64_t in_features, const float* bias)
     : impl_(std::make_shared<Impl>()), out_(out_features), in_(in_features) {
-    impl_->weight = ConstMatrixMap(weight, out_features, in_features);
+    if (w.type == WeightType::F32) {
+        impl_->weight = ConstMatrixMap(static_cast<const float*>(w.data), out_features, in_features);
+    } else {
+        notice_expanded(w.type);
+        const std::vector<float> f = expand_to_f32(w, out_features, in_features);
+        impl_->weight = ConstMatrixMap(f.data(), out_features, in_features);
+    }
     if (bias) impl_->bias = ConstRowVectorMap(bias, out_features);
 }
 

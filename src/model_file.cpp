@@ -1,5 +1,7 @@
 #include "d2v/model_file.h"
 
+#include <cmath>
+
 namespace d2v {
 namespace {
 
@@ -106,11 +108,29 @@ void ModelFile::validate(const TensorTable& compact) const {
     for (const auto& spec : table.specs()) {
         expected.insert(spec.name);
         const GgufTensor* t = gguf_->find_tensor(spec.name);
-        if (!t)
+        if (!t) {
             problems.add("missing tensor '" + spec.name + "' " + shape_to_string(spec.shape));
-        else if (t->shape != spec.shape)
+            continue;
+        }
+        if (t->shape != spec.shape)
             problems.add("tensor '" + spec.name + "' has shape " + shape_to_string(t->shape) + ", config implies " +
                          shape_to_string(spec.shape));
+        if (t->ggml_type != kGgmlF32 && t->shape.size() != 2)
+            problems.add("tensor '" + spec.name + "' is " + ggml_type_name(t->ggml_type) +
+                         "; only weight matrices may be stored in reduced precision");
+        if (t->ggml_type == kGgmlI8) {
+            // Its per-row scales travel with it.
+            const std::string scale_name = spec.name + ".scale";
+            expected.insert(scale_name);
+            const GgufTensor* s = gguf_->find_tensor(scale_name);
+            if (!s)
+                problems.add("I8 tensor '" + spec.name + "' has no scale tensor '" + scale_name + "'");
+            else if (s->ggml_type != kGgmlF32)
+                problems.add("scale tensor '" + scale_name + "' is " + ggml_type_name(s->ggml_type) + ", must be F32");
+            else if (s->shape != Shape{t->shape[0]})
+                problems.add("scale tensor '" + scale_name + "' has shape " + shape_to_string(s->shape) + ", must be [" +
+                             std::to_string(t->shape[0]) + "] (one per row of '" + spec.name + "')");
+        }
     }
     for (const auto& [name, t] : gguf_->tensors())
         if (!expected.count(name) && !table.unused_ok().count(name))
@@ -121,7 +141,35 @@ void ModelFile::validate(const TensorTable& compact) const {
 const float* ModelFile::tensor(const std::string& name) const {
     const GgufTensor* t = gguf_->find_tensor(name);
     if (!t) throw Error(path() + ": missing tensor '" + name + "'");
+    if (t->ggml_type != kGgmlF32 || !t->data)
+        throw Error(path() + ": tensor '" + name + "' is stored as " + ggml_type_name(t->ggml_type) +
+                    "; it must be F32 (only the transformer layers' weight matrices may be reduced precision)");
     return t->data;
+}
+
+WeightData ModelFile::linear_weight(const std::string& name) const {
+    const GgufTensor* t = gguf_->find_tensor(name);
+    if (!t) throw Error(path() + ": missing tensor '" + name + "'");
+    // F32 weights of any rank (a conv kernel used through im2col is [out, in, k...]); validate() has
+    // refused reduced-precision tensors that are not 2-D.
+    if (t->ggml_type != kGgmlF32 && t->shape.size() != 2) throw Error(path() + ": weight matrix '" + name + "' is not 2-D");
+    switch (t->ggml_type) {
+        case kGgmlF32: return {WeightType::F32, t->raw, nullptr};
+        case kGgmlBF16: return {WeightType::BF16, t->raw, nullptr};
+        case kGgmlI8: {
+            // validate() has checked presence, type and shape; checked again so no caller can skip it.
+            const GgufTensor* s = gguf_->find_tensor(name + ".scale");
+            if (!s || s->ggml_type != kGgmlF32 || s->shape != Shape{t->shape[0]})
+                throw Error(path() + ": I8 tensor '" + name + "' lacks a valid F32 scale tensor '" + name + ".scale' [" +
+                            std::to_string(t->shape[0]) + "]");
+            for (uint64_t i = 0; i < s->n_elements; ++i)
+                if (!(s->data[i] >= 0.f && std::isfinite(s->data[i])))
+                    throw Error(path() + ": scale tensor '" + name + ".scale' holds a negative or non-finite value at row " +
+                                std::to_string(i));
+            return {WeightType::I8, t->raw, s->data};
+        }
+        default: throw Error(path() + ": tensor '" + name + "' has unsupported type " + ggml_type_name(t->ggml_type));
+    }
 }
 
 std::vector<std::string> read_labels(const Json& j) {

@@ -4,7 +4,8 @@
 Usage::
 
     python3 weights_tools/convert.py <hf_checkpoint_dir> <out_file.gguf> [--model-class NAME]
-                                     [--allow-no-tokenizer]
+                                     [--allow-no-tokenizer] [--outtype f32|bf16|q8]
+    python3 weights_tools/convert.py --from-gguf <f32_file.gguf> <out_file.gguf> --outtype bf16|q8
 
 Needs only numpy and gguf (h5py, imported lazily, for ``tf_model.h5``); it
 never imports torch, transformers or safetensors, and never executes pickle
@@ -41,6 +42,8 @@ Metadata keys
                           given; a leading ``TF`` (``TFData2VecVision...``) is
                           stripped.  Must belong to the model_type's modality.
 ``d2v.config_json``       string: config.json as ``json.dumps(cfg, sort_keys=True)``
+``d2v.outtype``           string: ``f32`` | ``bf16`` | ``q8`` (``--outtype``); absent in files
+                          written before it existed, which are f32
 Optional strings (JSON re-serialized compactly: ``ensure_ascii=False``,
 ``separators=(",", ":")``, key order kept; merges.txt verbatim):
 
@@ -89,6 +92,26 @@ Tensors
        ``lm_head.bias`` is not written.
   Names may be longer than ggml's 64-character limit.
 
+Reduced precision (``--outtype``)
+---------------------------------
+``f32`` (default) writes the files described above, byte for byte as before
+(no ``d2v.outtype`` key).  ``bf16`` and ``q8`` change only the transformer
+layers' Linear weight matrices -- attention query/key/value/output and FFN
+intermediate/output, in every modality (``REDUCED_WEIGHTS`` below); embeddings,
+layer norms, biases, the audio conv front end and positional conv, the patch
+embedding, pooler, heads and UperNet stay F32:
+
+* ``bf16``: the matrix as GGML ``BF16`` (type 30), same shape, rounded to
+  nearest even;
+* ``q8``: the matrix as GGML ``I8`` (type 24), same shape, symmetric per output
+  channel: ``scale[r] = max|W[r, :]| / 127`` (1 for an all-zero row) and
+  ``q = round(W / scale[r])`` in [-127, 127]; plus one F32 tensor
+  ``<name>.scale`` of shape ``[rows]``.  The weight is ``q * scale[r]``.
+
+``--from-gguf`` re-writes an existing f32 GGUF (e.g. ``models/*.gguf``, whose
+checkpoints are not kept) with the chosen ``--outtype``: every metadata string
+kept, the same tensors reduced.
+
 Inputs (first one found in the folder wins)
 -------------------------------------------
 ``model.safetensors``, ``model.safetensors.index.json`` (shards),
@@ -115,6 +138,14 @@ from checkpoint_io import (  # noqa: E402
 
 FORMAT_VERSION = 1
 ALIGNMENT = 64
+OUTTYPES = ("f32", "bf16", "q8")
+
+# The transformer layers' Linear weight matrices: the only tensors --outtype bf16 / q8 reduces.
+REDUCED_WEIGHTS = re.compile(
+    r"^data2vec_(audio|text|vision)\.encoder\.layers?\.\d+\."
+    r"(attention\.(q_proj|k_proj|v_proj|out_proj)|attention\.self\.(query|key|value)|"
+    r"attention\.attention\.(query|key|value)|attention\.output\.dense|"
+    r"feed_forward\.(intermediate_dense|output_dense)|intermediate\.dense|output\.dense)\.weight$")
 
 # model_type -> (general.architecture, backbone prefix, class-name stem)
 MODEL_TYPES = {
@@ -393,7 +424,46 @@ def resolve_model_class(config: dict, override: str | None, stem: str, model_typ
 # main
 # ---------------------------------------------------------------------------
 
-def convert(ckpt_dir: str, out_path: str, model_class: str | None = None, allow_no_tokenizer: bool = False) -> None:
+def to_bf16_bits(arr: np.ndarray) -> np.ndarray:
+    """f32 -> bf16 bit patterns (uint16), rounded to nearest even; NaN stays a quiet NaN."""
+    u = np.ascontiguousarray(arr, dtype="<f4").view("<u4").astype(np.uint64)
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2")
+    nan = np.isnan(arr.reshape(u.shape))
+    rounded[nan] = ((u[nan] >> 16) | 0x40).astype("<u2")
+    return rounded
+
+
+def quantize_q8(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row int8: (q [rows, cols] int8, scale [rows] f32), weight = q * scale[row]."""
+    w = arr.astype(np.float64)
+    amax = np.max(np.abs(w), axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype("<f4")
+    q = np.clip(np.rint(w / scale.astype(np.float64)[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def reduce_tensors(tensors: dict[str, np.ndarray], outtype: str) -> tuple[dict, int]:
+    """The tensors to write: {name: (array, raw_dtype or None)}, and how many matrices were reduced."""
+    import gguf
+    out, n = {}, 0
+    for name, arr in tensors.items():
+        if outtype == "f32" or not REDUCED_WEIGHTS.match(name) or arr.ndim != 2:
+            out[name] = (arr, None)
+            continue
+        if not np.all(np.isfinite(arr)):
+            raise ConvertError(f"{name}: non-finite weights cannot be stored as {outtype}")
+        n += 1
+        if outtype == "bf16":
+            out[name] = (to_bf16_bits(arr), gguf.GGMLQuantizationType.BF16)
+        else:
+            q, scale = quantize_q8(arr)
+            out[name] = (q, None)
+            _put(out, name + ".scale", (scale, None), f"q8 scales of {name!r}")
+    return out, n
+
+
+def convert(ckpt_dir: str, out_path: str, model_class: str | None = None, allow_no_tokenizer: bool = False,
+            outtype: str = "f32") -> None:
     folder = CheckpointFolder(ckpt_dir)
     config = _json_object(folder, "config.json")
     if config is None:
@@ -437,9 +507,56 @@ def convert(ckpt_dir: str, out_path: str, model_class: str | None = None, allow_
         warn(f"tied weight: {t}")
 
     name = os.path.basename(os.path.normpath(os.path.abspath(ckpt_dir)))
-    write_gguf(out_path, arch, name, cls, config, kv_strings, tensors)
-    warn(f"wrote {out_path}: {len(tensors)} tensors from {source}, "
-         f"architecture {arch}, model class {cls}")
+    n_tensors = len(tensors)
+    typed, n_reduced = reduce_tensors(tensors, outtype)
+    del tensors
+    if outtype != "f32":
+        kv_strings.append(("d2v.outtype", outtype))
+    write_gguf(out_path, arch, name, cls, config, kv_strings, typed)
+    warn(f"wrote {out_path}: {n_tensors} tensors from {source}, "
+         f"architecture {arch}, model class {cls}" + (f", {n_reduced} matrices as {outtype}" if outtype != "f32" else ""))
+
+
+def convert_from_gguf(in_path: str, out_path: str, outtype: str) -> None:
+    """Re-write an f32 GGUF written by this script with another --outtype (metadata kept)."""
+    try:
+        import gguf
+    except ImportError:
+        raise ConvertError("the 'gguf' package is required (pip install -r weights_tools/requirements.txt)") from None
+    try:
+        reader = gguf.GGUFReader(in_path)
+    except (ValueError, KeyError, IndexError) as e:
+        raise ConvertError(f"{in_path}: not a readable GGUF file ({e})") from None
+    fields = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.alignment":
+            continue
+        if field.types != [gguf.GGUFValueType.STRING] and key != "d2v.format_version":
+            raise ConvertError(f"{in_path}: metadata {key!r} has an unexpected type; not a file of convert.py")
+        fields[key] = field.contents()
+    for key in ("general.architecture", "d2v.model_class", "d2v.config_json", "d2v.format_version"):
+        if key not in fields:
+            raise ConvertError(f"{in_path}: metadata {key!r} is missing; not a file of convert.py")
+    if fields.get("d2v.format_version") != FORMAT_VERSION:
+        raise ConvertError(f"{in_path}: d2v.format_version {fields.get('d2v.format_version')} is not {FORMAT_VERSION}")
+    if fields.pop("d2v.outtype", "f32") != "f32":
+        raise ConvertError(f"{in_path}: already reduced precision; convert from the f32 file")
+    tensors = {}
+    for t in reader.tensors:
+        if t.tensor_type != gguf.GGMLQuantizationType.F32:
+            raise ConvertError(f"{in_path}: tensor {t.name!r} is {t.tensor_type.name}, expected F32")
+        tensors[t.name] = np.array(t.data, dtype="<f4").reshape([int(d) for d in reversed(t.shape)])
+    arch = fields.pop("general.architecture")
+    name = fields.pop("general.name", os.path.basename(in_path))
+    cls = fields.pop("d2v.model_class")
+    config = json.loads(fields.pop("d2v.config_json"))
+    fields.pop("d2v.format_version")
+    kv_strings = list(fields.items())
+    typed, n_reduced = reduce_tensors(tensors, outtype)
+    if outtype != "f32":
+        kv_strings.append(("d2v.outtype", outtype))
+    write_gguf(out_path, arch, name, cls, config, kv_strings, typed)
+    warn(f"wrote {out_path}: {len(tensors)} tensors from {in_path}, {n_reduced} matrices as {outtype}")
 
 
 def write_gguf(out_path, arch, name, cls, config, kv_strings, tensors) -> None:
@@ -462,12 +579,12 @@ def write_gguf(out_path, arch, name, cls, config, kv_strings, tensors) -> None:
         for key, text in kv_strings:
             writer.add_key_value(key, text, STR)
         for tname in sorted(tensors):
-            arr = tensors[tname]
+            arr, raw_dtype = tensors[tname] if isinstance(tensors[tname], tuple) else (tensors[tname], None)
             if arr.ndim == 0:
                 arr = arr.reshape(1)
             if not arr.flags.c_contiguous:
                 arr = np.ascontiguousarray(arr)
-            writer.add_tensor(tname, arr)
+            writer.add_tensor(tname, arr, raw_dtype=raw_dtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -486,8 +603,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="convert.py",
         description="Convert a Hugging Face Data2Vec checkpoint folder to GGUF (see module docstring).")
-    ap.add_argument("checkpoint_dir")
+    ap.add_argument("checkpoint_dir", help="Hugging Face checkpoint folder (or, with --from-gguf, an f32 GGUF file)")
     ap.add_argument("out_file")
+    ap.add_argument("--outtype", choices=OUTTYPES, default="f32",
+                    help="precision of the transformer layers' weight matrices (default f32; see the docstring)")
+    ap.add_argument("--from-gguf", action="store_true",
+                    help="the input is an f32 GGUF written by this script: re-write it with --outtype")
     ap.add_argument("--model-class", default=None,
                     help="override config.json architectures[0], e.g. Data2VecAudioForCTC")
     ap.add_argument("--allow-no-tokenizer", action="store_true",
@@ -495,7 +616,10 @@ def main(argv: list[str] | None = None) -> int:
                          "(the model file then cannot tokenize text / decode transcripts)")
     args = ap.parse_args(argv)
     try:
-        convert(args.checkpoint_dir, args.out_file, args.model_class, args.allow_no_tokenizer)
+        if args.from_gguf:
+            convert_from_gguf(args.checkpoint_dir, args.out_file, args.outtype)
+        else:
+            convert(args.checkpoint_dir, args.out_file, args.model_class, args.allow_no_tokenizer, args.outtype)
     except ConvertError as e:
         print(f"convert.py: error: {e}", file=sys.stderr)
         return 1

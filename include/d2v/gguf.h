@@ -23,11 +23,17 @@ struct GgufArray {
 };
 using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, GgufArray>;
 
+// The ggml tensor types this reader accepts: F32 everywhere; BF16 and I8 only for the weight
+// matrices that reduced-precision files (convert.py --outtype bf16 / q8) store that way.
+enum GgmlType : uint32_t { kGgmlF32 = 0, kGgmlI8 = 24, kGgmlBF16 = 30 };
+const char* ggml_type_name(uint32_t type);
+
 struct GgufTensor {
     std::string name;
     Shape shape;              // numpy / PyTorch order (GGUF stores it reversed)
-    uint32_t ggml_type = 0;   // 0 = F32, the only type we accept today
-    const float* data = nullptr;
+    uint32_t ggml_type = kGgmlF32;
+    const float* data = nullptr;  // F32 tensors only (null for the others: use `raw`)
+    const void* raw = nullptr;    // every type: n_elements items of ggml_type, inside the mapping
     uint64_t n_elements = 0;
 };
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "d2v/gguf.h"
+#include "d2v/kernels/linear.h"
 
 namespace d2v {
 
@@ -77,10 +78,18 @@ public:
     void require_architecture(const std::string& expected, const std::string& program) const;
     // Check the file's tensors against the table: every expected tensor present with the exact shape,
     // no tensor left over unless the table allows it. The error names the offending tensors (the
-    // first kMaxListedProblems of them, then how many more).
+    // first kMaxListedProblems of them, then how many more). Reduced-precision files: a 2-D tensor
+    // may be BF16, or I8 with its per-row scales in an F32 tensor '<name>.scale' of shape [rows];
+    // whether that tensor may be reduced at all is decided by its user (tensor() vs linear_weight()).
     void validate(const TensorTable& table) const;
-    // Pointer into the mapped file for a tensor that validate() has checked.
+    // Pointer into the mapped file for an F32 tensor that validate() has checked; a tensor stored in
+    // another type is an Error naming it (only Linear weight matrices may be BF16 / I8).
     const float* tensor(const std::string& name) const;
+    // A Linear weight matrix in whatever type the file holds it (F32, BF16, I8 + scales). I8 scales
+    // must be finite and non-negative.
+    WeightData linear_weight(const std::string& name) const;
+    // convert.py --outtype: "f32" (also for files written before it existed), "bf16" or "q8".
+    std::string weight_precision() const { return gguf_->get_string_or("d2v.outtype", "f32"); }
     bool has_tensor(const std::string& name) const { return gguf_->find_tensor(name) != nullptr; }
     // Other packed documents (e.g. "d2v.merges_txt", "d2v.tokenizer_json"); empty if absent.
     std::string metadata_string(const std::string& key) const { return gguf_->get_string_or(key, ""); }

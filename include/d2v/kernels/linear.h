@@ -4,6 +4,13 @@
 // Backends (chosen at build time, D2V_USE_DNNL): oneDNN matmul with the weights reordered once at
 // load into the layout its kernels want (measured ~90-100% of FP32 peak on this CPU), or plain
 // Eigen products, kept as the simple reference path.
+//
+// Reduced precision (files from convert.py --outtype bf16 / q8), oneDNN backend only:
+//   bf16: activations rounded to bf16 on each call, bf16 x bf16 products accumulated in f32;
+//   int8: activations quantized per row (symmetric, scale = max|x_row| / 127) on each call, s8 x s8
+//         products accumulated in s32, then y = acc * row_scale * weight_scale[out] + bias in f32.
+// A CPU without the instructions for that type (AVX512_BF16 / VNNI, as oneDNN reports them), and the
+// Eigen backend, expand such weights to f32 at load instead (with a one-line notice on stderr).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,11 +19,24 @@
 
 namespace d2v {
 
+enum class WeightType { F32, BF16, I8 };
+const char* weight_type_name(WeightType type);
+
+// A weight matrix [out, in] row-major as a file stores it: f32, bf16 (raw 16-bit patterns) or int8
+// with one f32 scale per output row (weight = int8 * scale[row]).
+struct WeightData {
+    WeightType type = WeightType::F32;
+    const void* data = nullptr;
+    const float* scale = nullptr;  // I8 only: [out]
+};
+
 class Linear {
 public:
     Linear() = default;
     // Copies (and for oneDNN, re-lays out) the weights; `bias` may be null.
-    Linear(const float* weight, int64_t out_features, int64_t in_features, const float* bias);
+    Linear(const float* weight, int64_t out_features, int64_t in_features, const float* bias)
+        : Linear(WeightData{WeightType::F32, weight, nullptr}, out_features, in_features, bias) {}
+    Linear(const WeightData& weight, int64_t out_features, int64_t in_features, const float* bias);
 
     int64_t in_features() const { return in_; }
     int64_t out_features() const { return out_; }
@@ -31,6 +51,15 @@ public:
         return y;
     }
     static const char* backend_name();
+    // The type the products really run in (F32 when the weights were expanded at load).
+    WeightType compute_type() const;
+    // Whether this CPU / backend runs products of that type natively.
+    static bool supports(WeightType type);
+    // oneDNN primitives kept for distinct row counts (at most kMaxCachedRowCounts); 0 for Eigen.
+    size_t cached_row_counts() const;
+    // A server sees every input length; older entries are evicted least-recently-used. 32 covers a
+    // batch's distinct lengths many times over, and a miss costs one primitive creation (~50 us).
+    static constexpr size_t kMaxCachedRowCounts = 32;
 
 private:
     struct Impl;
