@@ -85,6 +85,7 @@ server::Options parse(int argc, char** argv) {
         } else if (a == "--api-key") o.api_key = args.value(a);
         else if (a == "--api-key-file") key_file = args.value(a);
         else if (a == "--quiet") o.quiet = true;
+        else if (a == "--debug-load-gate") o.debug_load_gate = args.value(a);  // tests only; see server::Options
         else throw cli::UsageError("unknown argument '" + a + "'");
     }
     if (o.model.empty()) throw cli::UsageError("no model given (-m MODEL.gguf)");
@@ -236,6 +237,8 @@ int serve(const server::Options& o) {
 
     // Load while /health answers 503; a bad model file stops the server with exit 1.
     try {
+        while (!o.debug_load_gate.empty() && !std::ifstream(o.debug_load_gate))
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         const std::string architecture = d2v::ModelFile(o.model).architecture();
         if (architecture == "data2vec-audio") server::add_audio_routes(o.model, o.chunk_seconds, routes, info);
         else if (architecture == "data2vec-text") server::add_text_routes(o.model, routes, info);

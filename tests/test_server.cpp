@@ -4,7 +4,7 @@
 // library code, so equal up to float printing: 1e-5, where JSON's shortest float round trip and
 // the CLI's single-file batch leave ~1e-7), every error status is provoked, and the concurrency
 // claims (16 x 20 requests: only 200 or 429; SIGTERM loses nothing accepted) are exercised.
-#include "cli_util.h"  // d2v/Eigen before httplib.h (its <resolv.h> defines `_res`)
+#include "server_util.h"  // first: d2v/Eigen before httplib.h
 #include "d2v/d2v.hpp"
 #include "d2v/version.h"
 
@@ -20,21 +20,6 @@
 #include <thread>
 
 namespace {
-
-using Json = nlohmann::json;
-
-const std::string kServer = D2V_SERVER_CLI;
-constexpr double kTol = 1e-5;
-
-std::string fixture(const std::string& rel) { return fixtures_dir() + "/" + rel; }
-std::string jfk() { return shared_data("speech/jfk.wav"); }
-
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 // `seconds` of a 440 Hz tone, 16 kHz 16-bit mono WAV: an input that keeps a worker busy.
 void write_tone_wav(const std::string& path, int seconds) {
@@ -61,141 +46,6 @@ struct JoinAll {
     }
 };
 
-// A CLI's --json document (stderr dropped: warnings are not JSON).
-Json cli_json(const std::string& program, const std::string& args) {
-    FILE* p = popen((program + " " + args + " 2>/dev/null").c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    if (p) pclose(p);
-    return Json::parse(out);
-}
-
-std::string quoted(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-// The server as a child process: started with --port 0, killed (SIGKILL) in the destructor unless
-// it already exited. stderr is drained by a thread so the server never blocks on a full pipe.
-class ServerProcess {
-public:
-    explicit ServerProcess(const std::string& args, double ready_seconds = 60) {
-        int fds[2];
-        if (pipe(fds) != 0) return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(fds[1], 2);
-            const int null = open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            close(fds[0]);
-            close(fds[1]);
-            const std::string cmd = "exec " + kServer + " --port 0 --host 127.0.0.1 " + args;
-            execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(fds[1]);
-        fd_ = fds[0];
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(ready_seconds);
-        std::string buffer;
-        while (std::chrono::steady_clock::now() < deadline) {
-            pollfd p{fd_, POLLIN, 0};
-            if (poll(&p, 1, 200) <= 0) continue;
-            char buf[4096];
-            const ssize_t n = read(fd_, buf, sizeof buf);
-            if (n <= 0) break;  // exited
-            buffer.append(buf, size_t(n));
-            std::smatch m;
-            if (port == 0 && std::regex_search(buffer, m, std::regex("listening on http://127\\.0\\.0\\.1:([0-9]+)"))) port = std::stoi(m[1]);
-            if (buffer.find(" ready (") != std::string::npos) {
-                ready = true;
-                break;
-            }
-        }
-        log_ = buffer;
-        drain_ = std::thread([this] {
-            char buf[4096];
-            for (;;) {
-                const ssize_t n = read(fd_, buf, sizeof buf);
-                if (n <= 0) return;
-                std::lock_guard<std::mutex> lock(mutex_);
-                if (log_.size() < (1u << 20)) log_.append(buf, size_t(n));
-            }
-        });
-    }
-    ~ServerProcess() {
-        if (pid_ > 0 && !exited_) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        if (drain_.joinable()) drain_.join();
-        if (fd_ >= 0) close(fd_);
-    }
-
-    httplib::Client client(int timeout_s = 60) const {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(timeout_s, 0);
-        c.set_write_timeout(timeout_s, 0);
-        c.set_connection_timeout(5, 0);
-        return c;
-    }
-
-    // Sends `sig` and waits up to `seconds` for the exit; the exit code, or -1 (then SIGKILLed by the destructor).
-    int stop(int sig, double seconds) {
-        kill(pid_, sig);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-        while (std::chrono::steady_clock::now() < deadline) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        return -1;
-    }
-
-    std::string log() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return log_;
-    }
-
-    int port = 0;
-    bool ready = false;
-
-private:
-    pid_t pid_ = -1;
-    int fd_ = -1;
-    bool exited_ = false;
-    std::thread drain_;
-    std::mutex mutex_;
-    std::string log_;
-};
-
-httplib::MultipartFormDataItems upload_form(const std::string& path, const std::string& format = "") {
-    httplib::MultipartFormDataItems items = {{"file", slurp(path), "upload", "application/octet-stream"}};
-    if (!format.empty()) items.push_back({"response_format", format, "", ""});
-    return items;
-}
-
-Json json_of(const httplib::Result& r) {
-    EXPECT_TRUE(r) << "no response: " << httplib::to_string(r.error());
-    if (!r) return Json();
-    EXPECT_EQ(r->status, 200) << r->body;
-    return Json::parse(r->body, nullptr, false);
-}
-
-void expect_error(const httplib::Result& r, int status, const std::string& type) {
-    ASSERT_TRUE(r) << "no response: " << httplib::to_string(r.error());
-    EXPECT_EQ(r->status, status) << r->body;
-    const Json j = Json::parse(r->body, nullptr, false);
-    ASSERT_TRUE(j.is_object()) << r->body;
-    EXPECT_EQ(j.value("error_type", ""), type) << r->body;
-    EXPECT_FALSE(j.value("error", "").empty()) << r->body;
-}
-
 // /metrics once it contains every one of `needles` (requests are counted just after their response
 // is written, so a client can be a moment ahead of the counters), or the last body after ~2 s.
 std::string metrics_with(httplib::Client& c, const std::vector<std::string>& needles, const httplib::Headers& headers = {}) {
@@ -207,13 +57,6 @@ std::string metrics_with(httplib::Client& c, const std::vector<std::string>& nee
         if (std::all_of(needles.begin(), needles.end(), [&](const std::string& n) { return body.find(n) != std::string::npos; })) break;
     }
     return body;
-}
-
-void expect_close(const Json& actual, const Json& expected, const std::string& what) {
-    ASSERT_EQ(actual.size(), expected.size()) << what;
-    double worst = 0;
-    for (size_t i = 0; i < actual.size(); ++i) worst = std::max(worst, std::fabs(actual[i].get<double>() - expected[i].get<double>()));
-    EXPECT_LE(worst, kTol) << what;
 }
 
 // ---- command line
@@ -724,6 +567,64 @@ TEST(ServerService, ClientGoneIsDroppedBeforeRunning) {
     EXPECT_NE(body_text.find("d2v_requests_rejected_total{reason=\"client_gone\"} 1"), std::string::npos) << body_text;
     EXPECT_NE(body_text.find("d2v_items_processed_total{route=\"/v1/audio/transcriptions\"} 1"), std::string::npos) << body_text;
     std::remove(tone.c_str());
+}
+
+// GET /health answers 503 {"status":"loading"} while the model loads and every other route 503 with
+// Retry-After; once loaded, 200. --debug-load-gate (not in --help) holds the load until the test
+// creates the file, so the loading state lasts exactly as long as the test needs. A model file that
+// turns out bad once loading starts ends the server with exit 1.
+TEST(ServerService, LoadingIs503ThenReadyOrExit1) {
+    const std::string gate = temp_path("server_load_gate");
+    std::remove(gate.c_str());
+    {
+        ServerProcess s("--quiet --debug-load-gate " + gate + " -m " + fixture("text/model_absolute/model.gguf"), 60, false);
+        ASSERT_GT(s.port, 0) << s.log();
+        auto c = s.client();
+        auto health = c.Get("/health");
+        ASSERT_TRUE(health);
+        EXPECT_EQ(health->status, 503);
+        EXPECT_EQ(Json::parse(health->body, nullptr, false), Json::parse(R"({"status":"loading"})")) << health->body;
+        auto expect_loading = [](const httplib::Result& r) {
+            expect_error(r, 503, "unavailable");
+            if (r) {
+                EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+            }
+        };
+        expect_loading(c.Get("/info"));
+        expect_loading(c.Get("/metrics"));
+        expect_loading(c.Post("/embed", "{\"inputs\":\"a\"}", "application/json"));
+        write_file(gate, "");
+        bool ok = false;
+        for (int tries = 0; tries < 600 && !ok; ++tries) {  // <= 30 s
+            auto h = c.Get("/health");
+            ok = h && h->status == 200 && Json::parse(h->body, nullptr, false) == Json::parse(R"({"status":"ok"})");
+            if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        ASSERT_TRUE(ok) << s.log();
+        EXPECT_EQ(json_of(c.Post("/embed", "{\"inputs\":\"a\"}", "application/json")).size(), 1u);
+        EXPECT_EQ(json_of(c.Get("/info"))["model_class"], "Data2VecTextModel");
+    }
+    std::remove(gate.c_str());
+    {
+        const std::string bad = temp_path("server_bad_gated.gguf");
+        write_file(bad, "GGUF but not really a model file");
+        ServerProcess s("--debug-load-gate " + gate + " -m " + bad, 60, false);
+        ASSERT_GT(s.port, 0) << s.log();
+        auto health = s.client().Get("/health");
+        ASSERT_TRUE(health);
+        EXPECT_EQ(health->status, 503);
+        write_file(gate, "");
+        EXPECT_EQ(s.wait_exit(60), 1) << s.log();
+        std::string log;
+        for (int tries = 0; tries < 100 && log.find("d2v-server: error:") == std::string::npos; ++tries) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            log = s.log();
+        }
+        EXPECT_NE(log.find("d2v-server: error:"), std::string::npos) << log;
+        EXPECT_FALSE(s.client().Get("/health"));  // the port is closed
+        std::remove(bad.c_str());
+    }
+    std::remove(gate.c_str());
 }
 
 }  // namespace

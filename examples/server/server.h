@@ -27,6 +27,9 @@ struct Options {
     double timeout_s = 60;  // per request, queue wait included
     double chunk_seconds = 10;  // audio: chunk length for CTC / frame classification; 0 = one pass
     bool quiet = false;
+    // Not in --help: the model load waits until this file exists, so a test can hold the server in
+    // its loading state (GET /health 503) for exactly as long as it needs, with no timing guess.
+    std::string debug_load_gate;
 };
 
 // Prometheus text exposition of what the server did.
