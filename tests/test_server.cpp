@@ -574,7 +574,8 @@ TEST(ServerService, ClientGoneIsDroppedBeforeRunning) {
 // creates the file, so the loading state lasts exactly as long as the test needs. A model file that
 // turns out bad once loading starts ends the server with exit 1.
 TEST(ServerService, LoadingIs503ThenReadyOrExit1) {
-    const std::string gate = temp_path("server_load_gate");
+    // Named by pid: another build's test run on this machine must not open or close our gate.
+    const std::string gate = temp_path("server_load_gate_" + std::to_string(getpid()));
     std::remove(gate.c_str());
     {
         ServerProcess s("--quiet --debug-load-gate " + gate + " -m " + fixture("text/model_absolute/model.gguf"), 60, false);
@@ -606,7 +607,7 @@ TEST(ServerService, LoadingIs503ThenReadyOrExit1) {
     }
     std::remove(gate.c_str());
     {
-        const std::string bad = temp_path("server_bad_gated.gguf");
+        const std::string bad = temp_path("server_bad_gated_" + std::to_string(getpid()) + ".gguf");
         write_file(bad, "GGUF but not really a model file");
         ServerProcess s("--debug-load-gate " + gate + " -m " + bad, 60, false);
         ASSERT_GT(s.port, 0) << s.log();

@@ -322,7 +322,7 @@ TEST(ServerReadme, EveryCurlLineRunsAsWrittenAndAnswersLikeTheCli) {
 
     // 2. Run them, one server per server line, from a directory where the README's relative paths
     // resolve (links to the repository's folders) and where `-o mask.png` may write.
-    const std::string dir = temp_path("readme_curl");
+    const std::string dir = temp_path("readme_curl_" + std::to_string(getpid()));  // runs from other build dirs may overlap
     fs::remove_all(dir);
     fs::create_directories(dir);
     for (const char* sub : {"models", "samples", "tests"}) fs::create_symlink(std::string(D2V_SOURCE_DIR) + "/" + sub, dir + "/" + sub);
@@ -354,6 +354,7 @@ TEST(ServerReadme, EveryCurlLineRunsAsWrittenAndAnswersLikeTheCli) {
         }
     }
     fs::current_path(previous);
+    fs::remove_all(dir);
 }
 
 }  // namespace
