@@ -3,27 +3,95 @@
 //   audio:  d2v-bench -m audio.gguf -t 2 speech.wav
 //   text:   d2v-bench -m text.gguf -t 2 --tokens 128        (token ids 3.. cycling, no padding)
 //   vision: d2v-bench -m vision.gguf -t 2 --image-size 224   (constant pixel values)
+//   --serve: after loading, one line per request on stdin, "T N" = N forwards at T threads, answered
+//            by one JSON line of times; lets bench.py interleave our runs with other engines' runs
+//            without reloading the model. EOF ends it with a last line holding peak RSS.
+//   --matmul-peak [--dtype f32|bf16|s8]: the host's oneDNN matmul GFLOP/s (no model).
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "matmul_peak.h"
 #include "d2v/audio/audio_io.h"
 #include "d2v/audio/pipeline.h"
 #include "d2v/text/pipeline.h"
 #include "d2v/vision/pipeline.h"
 
+namespace {
+
+// VmHWM, not getrusage(): ru_maxrss survives execve, so a child of a large process (bench.py with
+// torch loaded) would report its parent's high-water mark.
+double peak_rss_mb() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // in kB
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;
+}
+
+// The wait policy libgomp started with (examples/omp_policy.cpp or the user's environment).
+nlohmann::json omp_environment() {
+    nlohmann::json r = nlohmann::json::object();
+    for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"})
+        if (const char* v = std::getenv(name)) r[name] = v;
+    return r;
+}
+
+std::vector<double> time_runs(const std::function<void()>& forward, int warmup, int runs) {
+    std::vector<double> ms;
+    for (int i = 0; i < warmup + runs; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        forward();
+        const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (i >= warmup) ms.push_back(dt);
+    }
+    return ms;
+}
+
+// --serve: "THREADS RUNS" per line -> {"ms": [...]}; a malformed line is an error, not a guess.
+void serve(const std::function<void()>& forward, nlohmann::json info) {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+        if (line.empty()) continue;
+        int threads = 0, runs = 0;
+        char extra = 0;
+        if (std::sscanf(line.c_str(), "%d %d %c", &threads, &runs, &extra) != 2 || threads < 1 || runs < 1)
+            throw d2v::Error("--serve: expected 'THREADS RUNS', got '" + line + "'");
+        d2v::set_num_threads(threads);
+        std::printf("%s\n", nlohmann::json{{"threads", threads}, {"ms", time_runs(forward, 0, runs)}}.dump().c_str());
+        std::fflush(stdout);
+    }
+    info["peak_rss_mb"] = peak_rss_mb();
+    std::printf("%s\n", info.dump().c_str());
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     return cli::guarded_main("d2v-bench", [&] {
         std::string model, file;
+        std::string dtype = "f32";
         int threads = cli::default_threads(), runs = 5, warmup = 1, tokens = 128, image_size = 224;
+        bool serve_mode = false, peak_mode = false;
         cli::Args args(argc, argv);
         while (!args.done()) {
             const std::string a = args.take();
             if (a == "-h" || a == "--help") {
-                std::printf("usage: d2v-bench -m MODEL.gguf [-t THREADS] [-n RUNS] [--warmup N] [--tokens N] [--image-size N] [AUDIO_FILE]\n"
-                            "prints one JSON line: median and min wall time of the forward pass (ms)\n");
+                std::printf("usage: d2v-bench -m MODEL.gguf [-t THREADS] [-n RUNS] [--warmup N] [--tokens N] [--image-size N] [--serve] [AUDIO_FILE]\n"
+                            "       d2v-bench --matmul-peak [--dtype f32|bf16|s8] [-t THREADS]\n"
+                            "prints one JSON line: median and min wall time of the forward pass (ms), peak RSS (MB);\n"
+                            "--serve reads 'THREADS RUNS' lines on stdin and answers each with the times of RUNS forwards;\n"
+                            "--matmul-peak times a 1024x1024x4096 oneDNN matmul (prepacked weights) and prints GFLOP/s\n");
                 return 0;
             } else if (a == "-m" || a == "--model") model = args.value(a);
             else if (a == "-t" || a == "--threads") threads = args.int_value(a, 1);
@@ -31,11 +99,21 @@ int main(int argc, char** argv) {
             else if (a == "--warmup") warmup = args.int_value(a, 0);
             else if (a == "--tokens") tokens = args.int_value(a, 1);
             else if (a == "--image-size") image_size = args.int_value(a, 1);
+            else if (a == "--serve") serve_mode = true;
+            else if (a == "--matmul-peak") peak_mode = true;
+            else if (a == "--dtype") dtype = args.value(a);
             else if (a[0] == '-') throw cli::UsageError("unknown option '" + a + "'");
             else file = a;
         }
-        if (model.empty()) throw cli::UsageError("need -m MODEL");
         d2v::set_num_threads(threads);
+        if (peak_mode) {
+            nlohmann::json r = cli::matmul_peak(dtype, 1024, 1024, 4096, 1.0);
+            r["threads"] = threads;
+            r["omp"] = omp_environment();
+            std::printf("%s\n", r.dump().c_str());
+            return 0;
+        }
+        if (model.empty()) throw cli::UsageError("need -m MODEL");
         const std::string arch = d2v::GgufFile(model).get_string("general.architecture");
         std::function<void()> forward;
         nlohmann::json input;
@@ -67,16 +145,21 @@ int main(int argc, char** argv) {
         } else {
             throw d2v::Error("unknown architecture '" + arch + "'");
         }
-        std::vector<double> ms;
-        for (int i = 0; i < warmup + runs; ++i) {
-            const auto t0 = std::chrono::steady_clock::now();
-            forward();
-            const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-            if (i >= warmup) ms.push_back(dt);
+        struct stat st{};
+        const double model_mb = stat(model.c_str(), &st) == 0 ? double(st.st_size) / (1024.0 * 1024.0) : 0.0;
+        nlohmann::json r{{"architecture", arch}, {"backend", d2v::Linear::backend_name()}, {"input", input},
+                         {"model_mb", model_mb}, {"omp", omp_environment()}};
+        if (serve_mode) {
+            time_runs(forward, warmup, 0);
+            std::printf("%s\n", nlohmann::json{{"ready", true}}.dump().c_str());
+            std::fflush(stdout);
+            serve(forward, r);
+            return 0;
         }
+        std::vector<double> ms = time_runs(forward, warmup, runs);
         std::sort(ms.begin(), ms.end());
-        nlohmann::json r{{"architecture", arch}, {"threads", threads}, {"runs", runs}, {"median_ms", ms[ms.size() / 2]},
-                         {"min_ms", ms.front()}, {"backend", d2v::Linear::backend_name()}, {"input", input}};
+        r.update({{"threads", threads}, {"runs", runs}, {"median_ms", ms[ms.size() / 2]}, {"min_ms", ms.front()},
+                  {"peak_rss_mb", peak_rss_mb()}});
         std::printf("%s\n", r.dump().c_str());
         return 0;
     });
