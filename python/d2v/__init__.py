@@ -17,7 +17,27 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _d2v
+
+def _short_openmp_spin():
+    """The CLIs' OpenMP wait policy (examples/omp_policy.cpp, README "Performance"), for this process.
+
+    libgomp reads GOMP_SPINCOUNT once, when it is loaded: set it before the extension loads it, unless
+    the user chose a policy or a libgomp is already loaded (then it has read its environment and a
+    change here would only reach child processes). Child processes inherit the variable."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    try:
+        with open("/proc/self/maps") as maps:
+            if "/libgomp.so" in maps.read():
+                return
+    except OSError:  # not Linux: libgomp's default stays
+        return
+    os.environ["GOMP_SPINCOUNT"] = "10000"  # = D2V_OMP_SPINCOUNT in examples/omp_policy.h
+
+
+_short_openmp_spin()
+
+from . import _d2v  # noqa: E402  (loads libgomp: after the policy above)
 
 __version__ = _d2v.__version__
 __all__ = ["Error", "Model", "Result", "read_image", "set_num_threads", "__version__"]
