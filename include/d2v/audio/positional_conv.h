@@ -28,18 +28,23 @@ public:
 
     // x: [T, H] -> positional embedding [T, H]
     Matrix forward(const Matrix& x) const {
-        const int64_t T = x.rows();
-        Matrix h = x;
+        const int64_t T = x.rows(), H = x.cols(), per_group = H / groups_;
+        Matrix h = x, out(T, H);
         for (const auto& convs : layers_) {
-            const int64_t per_group = h.cols() / groups_;
-            Matrix out(T, h.cols());
+            // One group per work item, each group's im2col and product on one thread: 16 small
+            // products (48 channels) gain nothing from splitting further, and the layer costs one
+            // parallel region instead of two per group.
+#pragma omp parallel for schedule(dynamic) if (groups_ > 1 && T * H > (1 << 14))
             for (int64_t g = 0; g < groups_; ++g) {
-                Matrix y = conv1d(h, convs[size_t(g)], geometry_, g * per_group, per_group);
-                out.middleCols(g * per_group, per_group) = y.topRows(T);  // even k: drop the extra last frame
+                static thread_local Scratch group_out;
+                const int64_t t_out = geometry_.output_length(T);  // T + 1 for even k
+                float* y = group_out.get(size_t(t_out * per_group));
+                conv1d_into(h.data(), T, H, convs[size_t(g)], geometry_, g * per_group, per_group, y, [](int64_t, int64_t) {});
+                // even k: drop the extra last frame
+                out.middleCols(g * per_group, per_group) = Eigen::Map<const Matrix>(y, T, per_group);
             }
-            layer_norm_rows(out, nullptr, nullptr, 1e-5f);
-            apply_activation(act_, out);
-            h = std::move(out);
+            layer_norm_activation_rows(out.data(), T, H, nullptr, nullptr, 1e-5f, act_);
+            h.swap(out);
         }
         return h;
     }

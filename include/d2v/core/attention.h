@@ -56,51 +56,114 @@ public:
     // x: [T, hidden] (the new positions). With a cache, keys/values of x are appended to it and the
     // queries sit at positions cache.length() .. + T. probs (optional) receives [heads * T, T_keys].
     Matrix forward(const Matrix& x, const AttentionBias& bias, Matrix* probs = nullptr, KeyValueCache* cache = nullptr) const {
-        const int64_t T = x.rows();
-        const Matrix q = w_.query(x);
-        Matrix k = w_.key(x), v = w_.value(x);
+        Matrix out(x.rows(), w_.output.out_features());
+        forward_into(x, bias, out.data(), probs, cache);
+        return out;
+    }
+
+    // As forward(), writing [T, hidden] to `out` (not aliasing x). Intermediates live in buffers of
+    // the calling thread that later calls reuse.
+    void forward_into(const Matrix& x, const AttentionBias& bias, float* out, Matrix* probs = nullptr,
+                      KeyValueCache* cache = nullptr) const {
+        struct Buffers {
+            Scratch q, k, v, context;
+        };
+        static thread_local Buffers buf;
+        const int64_t T = x.rows(), hidden = w_.query.out_features();
+        auto q = buf.q.matrix(T, hidden);
+        w_.query.forward(x.data(), T, q.data());
         const int64_t past = cache ? cache->length() : 0;
+        const float* keys;
+        const float* values;
         if (cache) {
-            append_rows(cache->keys, k);
-            append_rows(cache->values, v);
+            append_rows(cache->keys, w_.key(x));
+            append_rows(cache->values, w_.value(x));
+            keys = cache->keys.data();
+            values = cache->values.data();
+        } else {
+            auto k = buf.k.matrix(T, hidden), v = buf.v.matrix(T, hidden);
+            w_.key.forward(x.data(), T, k.data());
+            w_.value.forward(x.data(), T, v.data());
+            keys = k.data();
+            values = v.data();
         }
-        const Matrix& keys = cache ? cache->keys : k;
-        const Matrix& values = cache ? cache->values : v;
-        const int64_t Tk = keys.rows();
+        const int64_t Tk = past + T;
         if (relative_.mode != RelativeKeyEmbedding::Mode::None && Tk > relative_.max_positions)
             throw Error("sequence of " + std::to_string(Tk) + " tokens is longer than max_position_embeddings (" +
                         std::to_string(relative_.max_positions) + ") that relative position embeddings cover");
-        Matrix context(T, q.cols());
+        auto context = buf.context.matrix(T, hidden);
         if (probs) probs->resize(heads_ * T, Tk);
-        const float scaling = 1.0f / std::sqrt(float(head_dim_));
-        // Query rows per work item: bounds the score buffer for long audio.
-        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(4) << 20) / std::max<int64_t>(Tk, 1)));
-        const int64_t blocks = (T + block - 1) / block;
-#pragma omp parallel for schedule(dynamic) collapse(2)
-        for (int64_t h = 0; h < heads_; ++h) {
-            for (int64_t b = 0; b < blocks; ++b) {
-                const int64_t r0 = b * block, rows = std::min(block, T - r0);
-                const auto qh = q.block(r0, h * head_dim_, rows, head_dim_);
-                const auto kh = keys.middleCols(h * head_dim_, head_dim_);
-                Matrix scores = qh * kh.transpose();
-                if (relative_.mode != RelativeKeyEmbedding::Mode::None) add_relative_scores(scores, qh, kh, past + r0);
-                scores *= scaling;
-                if (bias.per_head) scores += bias.per_head->block(h * T + r0, 0, rows, Tk);
-                if (bias.key_padding) scores.rowwise() += ConstRowVectorMap(bias.key_padding, Tk);
-                if (bias.causal)
-                    for (int64_t r = 0; r < rows; ++r)
-                        for (int64_t c = past + r0 + r + 1; c < Tk; ++c) scores(r, c) = std::numeric_limits<float>::lowest();
-                for (int64_t r = 0; r < rows; ++r) softmax_inplace(scores.row(r).data(), Tk);
-                context.block(r0, h * head_dim_, rows, head_dim_).noalias() = scores * values.middleCols(h * head_dim_, head_dim_);
-                if (probs) probs->block(h * T + r0, 0, rows, Tk) = scores;
-            }
-        }
-        return w_.output(context);
+        attend(q.data(), keys, values, T, Tk, past, bias, context.data(), probs);
+        w_.output.forward(context.data(), T, out);
     }
 
     int64_t num_heads() const { return heads_; }
 
 private:
+    using Strided = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+
+    // softmax(scale * q k^T + bias) v per head, reading each head's columns of q/k/v in place (no
+    // per-head copies). Work items are (head, block of query rows); a block's scores stay in a
+    // buffer of the executing thread, sized to stay in L2 (~1 MiB), so the scale/bias/max pass, the
+    // exp/sum pass and the product with v all hit cache.
+    void attend(const float* q, const float* keys, const float* values, int64_t T, int64_t Tk, int64_t past,
+                const AttentionBias& bias, float* context, Matrix* probs) const {
+        const int64_t hidden = heads_ * head_dim_, D = head_dim_;
+        const float scaling = 1.0f / std::sqrt(float(D));
+        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(T, std::max<int64_t>(16, (int64_t(1) << 18) / std::max<int64_t>(Tk, 1))));
+        const int64_t blocks = (T + block - 1) / block;
+        const bool relative = relative_.mode != RelativeKeyEmbedding::Mode::None;
+#pragma omp parallel for schedule(dynamic) collapse(2) if (heads_ * blocks > 1 && T * Tk * D > (1 << 16))
+        for (int64_t h = 0; h < heads_; ++h) {
+            for (int64_t b = 0; b < blocks; ++b) {
+                static thread_local Scratch score_buffer, sum_buffer;
+                const int64_t r0 = b * block, rows = std::min(block, T - r0);
+                const Strided qh(q + r0 * hidden + h * D, rows, D, Eigen::OuterStride<>(hidden));
+                const Strided kh(keys + h * D, Tk, D, Eigen::OuterStride<>(hidden));
+                const Strided vh(values + h * D, Tk, D, Eigen::OuterStride<>(hidden));
+                auto scores = score_buffer.matrix(rows, Tk);
+                scores.noalias() = qh * kh.transpose();
+                if (relative) add_relative_scores(scores, qh, kh, past + r0);
+                float* inv_sum = sum_buffer.get(size_t(rows));
+                for (int64_t r = 0; r < rows; ++r) {
+                    const float* head_bias = bias.per_head ? bias.per_head->row(h * T + r0 + r).data() : nullptr;
+                    const int64_t visible = bias.causal ? std::min(Tk, past + r0 + r + 1) : Tk;
+                    inv_sum[r] = softmax_row(scores.row(r).data(), Tk, visible, scaling, head_bias, bias.key_padding);
+                }
+                Eigen::Map<Matrix, 0, Eigen::OuterStride<>> ctx(context + r0 * hidden + h * D, rows, D, Eigen::OuterStride<>(hidden));
+                if (probs) {
+                    // Callers that read the probabilities get them normalised, and the context from them.
+                    for (int64_t r = 0; r < rows; ++r) scores.row(r) *= inv_sum[r];
+                    ctx.noalias() = scores * vh;
+                    probs->block(h * T + r0, 0, rows, Tk) = scores;
+                } else {
+                    // Normalising the [rows, D] context costs D / Tk of normalising the scores.
+                    ctx.noalias() = scores * vh;
+                    for (int64_t r = 0; r < rows; ++r) ctx.row(r) *= inv_sum[r];
+                }
+            }
+        }
+    }
+
+    // One row of scores: s = s * scale (+ head_bias) (+ key_bias), keys at or past `visible` masked
+    // (causal), then s = exp(s - max). Returns 1 / sum(s). Adding lowest() for a padded key keeps
+    // Transformers' semantics: a row with every key padded comes out uniform, as there.
+    static float softmax_row(float* s, int64_t n, int64_t visible, float scale, const float* head_bias, const float* key_bias) {
+        using Row = Eigen::Map<const Eigen::ArrayXf>;
+        Eigen::Map<Eigen::ArrayXf> visible_part(s, visible);
+        if (head_bias && key_bias)
+            visible_part = visible_part * scale + Row(head_bias, visible) + Row(key_bias, visible);
+        else if (head_bias || key_bias)
+            visible_part = visible_part * scale + Row(head_bias ? head_bias : key_bias, visible);
+        else
+            visible_part *= scale;
+        const float m = visible_part.maxCoeff();
+        for (int64_t c = visible; c < n; ++c) s[c] = std::numeric_limits<float>::lowest();
+        Eigen::Map<Eigen::ArrayXf> v(s, n);
+        v = (v - m).exp();
+        return 1.0f / v.sum();
+    }
+
     static void append_rows(Matrix& m, const Matrix& rows) {
         if (m.size() == 0) {
             m = rows;
@@ -112,8 +175,8 @@ private:
     }
 
     // scores(l, r) += q_l . E[d] (+ k_r . E[d]) with d = (first_query + l) - r + max_positions - 1.
-    template <typename Q, typename K>
-    void add_relative_scores(Matrix& scores, const Q& qh, const K& kh, int64_t first_query) const {
+    template <typename S, typename Q, typename K>
+    void add_relative_scores(S& scores, const Q& qh, const K& kh, int64_t first_query) const {
         const int64_t M = relative_.max_positions;
         const Eigen::Map<const Matrix> table(relative_.table, 2 * M - 1, head_dim_);
         const Matrix by_query = qh * table.transpose();  // [rows, 2M-1]

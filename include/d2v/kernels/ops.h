@@ -2,6 +2,7 @@
 #pragma once
 #include <unsupported/Eigen/SpecialFunctions>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -89,20 +90,68 @@ inline void apply_activation(Activation act, Matrix& x) {
     for (int64_t r = 0; r < rows; ++r) apply_activation(act, x.row(r).data(), cols);
 }
 
+// LayerNorm of one row in place (two-pass variance, as torch computes it). gamma/beta may be null.
+inline void layer_norm_row(float* x, int64_t cols, const float* gamma, const float* beta, float eps) {
+    Eigen::Map<Eigen::ArrayXf> v(x, cols);
+    const float mean = v.mean();
+    v -= mean;
+    const float var = v.square().mean();
+    v *= 1.0f / std::sqrt(var + eps);
+    if (gamma) v *= Eigen::Map<const Eigen::ArrayXf>(gamma, cols);
+    if (beta) v += Eigen::Map<const Eigen::ArrayXf>(beta, cols);
+}
+
 // LayerNorm over each row (the channel axis). gamma/beta may be null (elementwise_affine=False).
 inline void layer_norm_rows(Matrix& x, const float* gamma, const float* beta, float eps) {
     const int64_t rows = x.rows(), cols = x.cols();
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+    for (int64_t r = 0; r < rows; ++r) layer_norm_row(x.row(r).data(), cols, gamma, beta, eps);
+}
+
+// x = LayerNorm(x + update) row by row: the residual add and the norm in one sweep over memory
+// (post-norm blocks). update: [x.rows(), x.cols()] row-major.
+inline void add_layer_norm_rows(Matrix& x, const float* update, const float* gamma, const float* beta, float eps) {
+    const int64_t rows = x.rows(), cols = x.cols();
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
     for (int64_t r = 0; r < rows; ++r) {
-        Eigen::Map<Eigen::ArrayXf> v(x.row(r).data(), cols);
-        const float mean = v.mean();
-        v -= mean;
-        const float var = v.square().mean();
-        v *= 1.0f / std::sqrt(var + eps);
-        if (gamma) v *= Eigen::Map<const Eigen::ArrayXf>(gamma, cols);
-        if (beta) v += Eigen::Map<const Eigen::ArrayXf>(beta, cols);
+        float* row = x.row(r).data();
+        Eigen::Map<Eigen::ArrayXf>(row, cols) += Eigen::Map<const Eigen::ArrayXf>(update + r * cols, cols);
+        layer_norm_row(row, cols, gamma, beta, eps);
     }
 }
+
+// LayerNorm then activation on each row of x[rows, cols] while the row is in cache (the audio
+// conv stack's norm + activation).
+inline void layer_norm_activation_rows(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta,
+                                       float eps, Activation act) {
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
+    for (int64_t r = 0; r < rows; ++r) {
+        layer_norm_row(x + r * cols, cols, gamma, beta, eps);
+        apply_activation(act, x + r * cols, cols);
+    }
+}
+
+// A grow-only float buffer kept between calls. Activations that come from fresh allocations of
+// this size are served by mmap and cost a page fault per 4 KiB on every forward; a reused buffer
+// costs none once the largest input has been seen (and holds that much until it is destroyed).
+class Scratch {
+public:
+    float* get(size_t n) {
+        if (n > capacity_) {
+            data_.reset(static_cast<float*>(Eigen::internal::aligned_malloc(n * sizeof(float))));
+            capacity_ = n;
+        }
+        return data_.get();
+    }
+    Eigen::Map<Matrix> matrix(int64_t rows, int64_t cols) { return {get(size_t(rows * cols)), rows, cols}; }
+
+private:
+    struct Free {
+        void operator()(float* p) const { Eigen::internal::aligned_free(p); }
+    };
+    std::unique_ptr<float, Free> data_;
+    size_t capacity_ = 0;
+};
 
 // Numerically stable softmax of one row in place.
 inline void softmax_inplace(float* x, int64_t n) {
