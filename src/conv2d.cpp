@@ -75,9 +75,77 @@ constexpr size_t kMaxCachedShapes = 8;
 
 struct Conv2dKernel::Impl {
     int64_t c_out = 0, c_in = 0, kernel = 1, padding = 0, dilation = 1;
-    bool relu = false, has_bias = false;
+    bool relu = false, accumulate = false, has_bias = false;
+    int64_t winograd_min_pixels = 0;
     memory::desc weights_md;
     memory weights, bias;
+
+    // Winograd runs on strips of kStripRows output rows: input rows (with their zero border rows)
+    // are gathered into an NHWC strip, reordered into the kernel's blocked layout, convolved and
+    // reordered back (adding to y when accumulating).
+    static constexpr int64_t kStripRows = 16;
+    struct WinoCached {
+        int64_t rows, width;  // output rows of the strip, map width
+        dnnl::convolution_forward prim;
+        memory::desc src_md, dst_md, weights_md, scratchpad_md;
+        memory weights;  // transformed once (oneDNN's transform takes ~0.3 s for 768x768) and kept
+        uint64_t last_use;
+    };
+    mutable std::vector<WinoCached> wino_cache;
+
+    bool use_winograd(int64_t oh, int64_t ow) const {
+        return kernel == 3 && padding == 1 && dilation == 1 && oh * ow >= winograd_min_pixels && c_in >= 16 && c_out >= 16;
+    }
+
+    const WinoCached& wino_primitive(int64_t rows, int64_t w) const {
+        // Called with the mutex held.
+        ++clock;
+        for (auto& c : wino_cache)
+            if (c.rows == rows && c.width == w) {
+                c.last_use = clock;
+                return c;
+            }
+        const memory::desc src({1, c_in, rows + 2, w}, dt::f32, tag::any), dst({1, c_out, rows, w}, dt::f32, tag::any);
+        const memory::desc wmd({c_out, c_in, 3, 3}, dt::f32, tag::any);
+        const memory::dims strides{1, 1}, dilates{0, 0}, pad_l{0, 1}, pad_r{0, 1};
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        if (relu && !accumulate) {
+            dnnl::post_ops ops;
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+            attr.set_post_ops(ops);
+        }
+        const auto prop = dnnl::prop_kind::forward_inference;
+        const auto algo = dnnl::algorithm::convolution_winograd;
+        dnnl::convolution_forward::primitive_desc pd;
+        if (has_bias)
+            pd = {dnnl::convolution_forward::desc(prop, algo, src, wmd, memory::desc({c_out}, dt::f32, tag::x), dst, strides, dilates, pad_l, pad_r),
+                  attr, cpu_engine()};
+        else
+            pd = {dnnl::convolution_forward::desc(prop, algo, src, wmd, dst, strides, dilates, pad_l, pad_r), attr, cpu_engine()};
+        WinoCached entry{rows, w, dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), pd.weights_desc(), pd.scratchpad_desc(), {}, clock};
+        for (const auto& c : wino_cache)
+            if (c.weights_md == entry.weights_md) entry.weights = c.weights;
+        if (!entry.weights) {
+            dnnl::stream s(cpu_engine());
+            memory packed = weights;
+            memory plain(memory::desc({c_out, c_in, 3, 3}, dt::f32, tag::oihw), cpu_engine());
+            dnnl::reorder(packed, plain).execute(s, packed, plain);
+            entry.weights = memory(entry.weights_md, cpu_engine());
+            dnnl::reorder(plain, entry.weights).execute(s, plain, entry.weights);
+            s.wait();
+        }
+        if (wino_cache.size() < kMaxCachedShapes) {
+            wino_cache.push_back(std::move(entry));
+            return wino_cache.back();
+        }
+        auto oldest = std::min_element(wino_cache.begin(), wino_cache.end(),
+                                       [](const WinoCached& a, const WinoCached& b) { return a.last_use < b.last_use; });
+        *oldest = std::move(entry);
+        return *oldest;
+    }
+
+    bool forward_winograd(const float* x, int64_t h, int64_t w, float* y) const;
 
     struct Cached {
         int64_t height, width;
@@ -97,11 +165,10 @@ struct Conv2dKernel::Impl {
         const memory::dims strides{1, 1}, dilates{dilation - 1, dilation - 1}, pad{padding, padding};
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        if (relu) {
-            dnnl::post_ops ops;
-            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-            attr.set_post_ops(ops);
-        }
+        dnnl::post_ops ops;
+        if (accumulate) ops.append_sum(1.0f);
+        if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        attr.set_post_ops(ops);
         const auto prop = dnnl::prop_kind::forward_inference;
         const auto algo = dnnl::algorithm::convolution_direct;
         if (has_bias) {
@@ -151,6 +218,8 @@ Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out
     auto p = std::make_shared<Impl>();
     p->c_out = c_out, p->c_in = c_in, p->kernel = kernel, p->padding = o.padding, p->dilation = o.dilation;
     p->relu = o.relu;
+    p->accumulate = o.accumulate;
+    p->winograd_min_pixels = o.winograd_min_pixels;
     p->has_bias = bias != nullptr;
     std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * kernel * kernel);
     const int64_t side = std::max(kReferenceSide, o.dilation * (kernel - 1) + 1);
@@ -168,10 +237,66 @@ Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out
     impl_ = std::move(p);
 }
 
+// The Winograd weights (4x the direct ones: 6x6 transformed taps) are made at the first call on a
+// large map and kept, so only models that run such maps pay for them.
+bool Conv2dKernel::Impl::forward_winograd(const float* x, int64_t h, int64_t w, float* y) const {
+    auto& engine = cpu_engine();
+    const int64_t strips = (h + kStripRows - 1) / kStripRows, last_rows = h - (strips - 1) * kStripRows;
+    WinoCached full, last;
+    try {
+        std::lock_guard<std::mutex> lock(mutex);
+        full = wino_primitive(std::min(kStripRows, h), w);
+        last = wino_primitive(last_rows, w);
+    } catch (const dnnl::error&) {
+        return false;  // no Winograd kernel for this shape or CPU: nothing written yet, the caller goes direct
+    }
+    dnnl::stream s(engine);
+    const int64_t row_values = w * c_in;
+    std::vector<float> strip(size_t((kStripRows + 2) * row_values));
+    memory blocked_src(full.src_md, engine), blocked_dst(full.dst_md, engine);
+    dnnl::primitive_attr add;
+    if (accumulate) {
+        dnnl::post_ops ops;
+        ops.append_sum(1.0f);
+        add.set_post_ops(ops);
+    }
+    for (int64_t k = 0; k < strips; ++k) {
+        const WinoCached& c = k + 1 == strips ? last : full;
+        const int64_t r0 = k * kStripRows, rows = c.rows;
+        // Input rows r0 - 1 .. r0 + rows, zero outside the map (the kernel itself pads only left and right).
+        for (int64_t i = 0; i < rows + 2; ++i) {
+            const int64_t iy = r0 - 1 + i;
+            float* dst = strip.data() + i * row_values;
+            if (iy < 0 || iy >= h) std::memset(dst, 0, sizeof(float) * size_t(row_values));
+            else std::memcpy(dst, x + iy * row_values, sizeof(float) * size_t(row_values));
+        }
+        memory src_strip(memory::desc({1, c_in, rows + 2, w}, dt::f32, tag::nhwc), engine, strip.data());
+        memory bsrc = c.src_md == full.src_md ? blocked_src : memory(c.src_md, engine);
+        memory bdst = c.dst_md == full.dst_md ? blocked_dst : memory(c.dst_md, engine);
+        dnnl::reorder(src_strip, bsrc).execute(s, src_strip, bsrc);
+        memory scratch(c.scratchpad_md, engine, thread_scratchpad(std::max<size_t>(c.scratchpad_md.get_size(), 64)));
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bsrc}, {DNNL_ARG_WEIGHTS, c.weights},
+                                             {DNNL_ARG_DST, bdst}, {DNNL_ARG_SCRATCHPAD, scratch}};
+        if (has_bias) args.emplace(DNNL_ARG_BIAS, bias);
+        c.prim.execute(s, args);
+        float* out = y + r0 * w * c_out;
+        memory dst_strip(memory::desc({1, c_out, rows, w}, dt::f32, tag::nhwc), engine, out);
+        dnnl::reorder(dnnl::reorder::primitive_desc(bdst, dst_strip, add)).execute(s, bdst, dst_strip);
+        s.wait();
+        if (relu && accumulate) {
+            const int64_t n = rows * w * c_out;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+            for (int64_t i = 0; i < n; ++i) out[i] = std::max(out[i], 0.0f);
+        }
+    }
+    return true;
+}
+
 void Conv2dKernel::forward(const float* x, int64_t height, int64_t width, float* y) const {
     if (!impl_) throw Error("conv2d: kernel not loaded");
     const int64_t oh = output_size(height), ow = output_size(width);
     const Impl& p = *impl_;
+    if (p.use_winograd(oh, ow) && p.forward_winograd(x, height, width, y)) return;
     dnnl::convolution_forward prim;
     memory::desc scratchpad_md;
     memory weights;
@@ -199,7 +324,7 @@ const char* Conv2dKernel::backend_name() { return "oneDNN convolution (direct, N
 
 struct Conv2dKernel::Impl {
     Linear linear;  // tap-major weights [c_out, kh, kw, c_in]
-    bool relu = false;
+    bool relu = false, accumulate = false;
 };
 
 Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel, const Options& o)
@@ -214,6 +339,7 @@ Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out
     auto p = std::make_shared<Impl>();
     p->linear = Linear(tap_major.data(), c_out, taps * c_in, bias);
     p->relu = o.relu;
+    p->accumulate = o.accumulate;
     impl_ = std::move(p);
 }
 
@@ -221,8 +347,14 @@ void Conv2dKernel::forward(const float* x, int64_t height, int64_t width, float*
     if (!impl_) throw Error("conv2d: kernel not loaded");
     const int64_t oh = output_size(height), ow = output_size(width), C = c_in_, total = oh * ow;
     const Impl& p = *impl_;
+    std::vector<float> sum;  // accumulate: the new product goes here first, then is added to y
+    float* out = y;
+    if (p.accumulate) {
+        sum.resize(size_t(total * c_out_));
+        out = sum.data();
+    }
     if (kernel_ == 1 && padding_ == 0) {
-        p.linear.forward(x, total, y);
+        p.linear.forward(x, total, out);
     } else {
         const int64_t width_cols = kernel_ * kernel_ * C;
         // Blocks of output pixels bound the im2col buffer (a full 3x3 im2col of a 160x160x3072 map is 2.8 GB).
@@ -244,13 +376,17 @@ void Conv2dKernel::forward(const float* x, int64_t height, int64_t width, float*
                             std::memcpy(tap, x + (iy * width + ix) * C, sizeof(float) * size_t(C));
                     }
             }
-            p.linear.forward(cols.data(), rows, y + p0 * c_out_);
+            p.linear.forward(cols.data(), rows, out + p0 * c_out_);
         }
     }
-    if (p.relu) {
-        const int64_t n = total * c_out_;
+    const int64_t n = total * c_out_;
+    if (p.accumulate || p.relu) {
+        const bool add = p.accumulate, relu = p.relu;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
-        for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = add ? y[i] + out[i] : y[i];
+            y[i] = relu ? std::max(v, 0.0f) : v;
+        }
     }
 }
 

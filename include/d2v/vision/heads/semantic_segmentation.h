@@ -16,37 +16,48 @@ namespace d2v::vision {
 // Conv2d (no bias) + BatchNorm2d + ReLU, as Transformers' Data2VecVisionConvLayer.
 class ConvBlock {
 public:
-    // The batch norm is folded into the convolution's weights and bias, the ReLU into its output pass.
-    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, int64_t c_in, int64_t kernel) {
+    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, int64_t c_in, int64_t kernel)
+        : ConvBlock(file, prefix, c_out, std::vector<int64_t>{c_in}, kernel) {}
+
+    // Input taken as channel parts of a concatenation that is never built (at 640^2 UperNet's fused
+    // bottleneck input would be 315 MB): one convolution per part, summed into the output. The batch
+    // norm is folded into the weights and the first part's bias, the ReLU into the last part's pass.
+    ConvBlock(const ModelFile& file, const std::string& prefix, int64_t c_out, const std::vector<int64_t>& parts, int64_t kernel) {
         const BatchNorm norm(file.tensor(prefix + ".normalization.weight"), file.tensor(prefix + ".normalization.bias"),
                              file.tensor(prefix + ".normalization.running_mean"), file.tensor(prefix + ".normalization.running_var"), c_out,
                              1e-5f);
-        conv_ = Conv2d(file.tensor(prefix + ".convolution.weight"), norm.shift.data(), c_out, c_in, kernel,
-                       Conv2dKernel::Options{kernel / 2, 1, norm.scale.data(), true});
-    }
-    FeatureMap operator()(const FeatureMap& x) const { return conv_(x); }
-
-private:
-    Conv2d conv_;
-};
-
-inline FeatureMap concat_channels(const std::vector<FeatureMap>& maps) {
-    int64_t channels = 0;
-    for (const auto& m : maps) channels += m.channels();
-    const int64_t rows = maps[0].data.rows();
-    for (const auto& m : maps)
-        if (m.data.rows() != rows) throw Error("concat of feature maps of different sizes");
-    FeatureMap out{maps[0].height, maps[0].width, Matrix(rows, channels)};
-#pragma omp parallel for schedule(static) if (out.data.size() > kImageParallelMin)
-    for (int64_t r = 0; r < rows; ++r) {
-        float* dst = out.data.row(r).data();
-        for (const auto& m : maps) {
-            std::memcpy(dst, m.data.row(r).data(), sizeof(float) * size_t(m.channels()));
-            dst += m.channels();
+        const float* weight = file.tensor(prefix + ".convolution.weight");
+        int64_t c_in = 0, first = 0;
+        for (int64_t p : parts) c_in += p;
+        const int64_t taps = kernel * kernel;
+        for (size_t i = 0; i < parts.size(); ++i) {
+            std::vector<float> slice(size_t(c_out * parts[i] * taps));
+            for (int64_t o = 0; o < c_out; ++o)
+                std::memcpy(slice.data() + o * parts[i] * taps, weight + (o * c_in + first) * taps, sizeof(float) * size_t(parts[i] * taps));
+            const Conv2dKernel::Options options{kernel / 2, 1, norm.scale.data(), i + 1 == parts.size(), i > 0};
+            parts_.emplace_back(slice.data(), i == 0 ? norm.shift.data() : nullptr, c_out, parts[i], kernel, options);
+            first += parts[i];
         }
     }
-    return out;
-}
+
+    FeatureMap operator()(const FeatureMap& x) const { return (*this)(std::vector<const FeatureMap*>{&x}); }
+    FeatureMap operator()(const std::vector<const FeatureMap*>& inputs) const {
+        if (inputs.size() != parts_.size()) throw Error("conv block: wrong number of input parts");
+        const FeatureMap& x0 = *inputs[0];
+        FeatureMap y{parts_[0].output_size(x0.height), parts_[0].output_size(x0.width), {}};
+        y.data.resize(y.height * y.width, parts_[0].out_channels());
+        for (size_t i = 0; i < parts_.size(); ++i) {
+            const FeatureMap& x = *inputs[i];
+            if (x.height != x0.height || x.width != x0.width || x.channels() != parts_[i].in_channels())
+                throw Error("conv block: input part " + std::to_string(i) + " has the wrong shape");
+            parts_[i].forward(x.data.data(), x.height, x.width, y.data.data());
+        }
+        return y;
+    }
+
+private:
+    std::vector<Conv2dKernel> parts_;
+};
 
 class SemanticSegmentationHead {
 public:
@@ -62,18 +73,18 @@ public:
         fpn2_ = ConvTranspose2x2(file.tensor("fpn2.0.weight"), file.tensor("fpn2.0.bias"), H, H);
         for (size_t i = 0; i < c.pool_scales.size(); ++i)
             psp_.emplace_back(file, "decode_head.psp_modules.blocks." + std::to_string(i) + ".conv", H, H, 1);
-        psp_bottleneck_.emplace_back(file, "decode_head.psp_bottleneck", H, H + int64_t(c.pool_scales.size()) * H, 3);
+        psp_bottleneck_.emplace_back(file, "decode_head.psp_bottleneck", H, std::vector<int64_t>(c.pool_scales.size() + 1, H), 3);
         for (int i = 0; i < 3; ++i) {
             lateral_.emplace_back(file, "decode_head.lateral_convs." + std::to_string(i), H, H, 1);
             fpn_convs_.emplace_back(file, "decode_head.fpn_convs." + std::to_string(i), H, H, 3);
         }
-        fpn_bottleneck_.emplace_back(file, "decode_head.fpn_bottleneck", H, 4 * H, 3);
+        fpn_bottleneck_.emplace_back(file, "decode_head.fpn_bottleneck", H, std::vector<int64_t>(4, H), 3);
         classifier_ = Conv2d(file.tensor("decode_head.classifier.weight"), file.tensor("decode_head.classifier.bias"), N, H, 1, 0);
         if (c.use_auxiliary_head) {
             const int64_t A = c.auxiliary_channels;
             for (int64_t i = 0; i < c.auxiliary_num_convs; ++i)
                 aux_convs_.emplace_back(file, "auxiliary_head.convs." + std::to_string(i), A, i == 0 ? H : A, 3);
-            if (c.auxiliary_concat_input) aux_concat_.emplace_back(file, "auxiliary_head.conv_cat", A, H + A, 3);
+            if (c.auxiliary_concat_input) aux_concat_.emplace_back(file, "auxiliary_head.conv_cat", A, std::vector<int64_t>{H, A}, 3);
             aux_classifier_ = Conv2d(file.tensor("auxiliary_head.classifier.weight"), file.tensor("auxiliary_head.classifier.bias"), N, A, 1, 0);
         }
     }
@@ -127,19 +138,34 @@ private:
         std::vector<FeatureMap> laterals;
         for (size_t i = 0; i < 3; ++i) laterals.push_back(lateral_[i](f[i]));
         // Pyramid pooling on the coarsest map.
-        std::vector<FeatureMap> pyramid{f[3]};
+        std::vector<FeatureMap> pooled;
         for (size_t i = 0; i < psp_.size(); ++i) {
             const int64_t s = config_.pool_scales[i];
-            pyramid.push_back(resize_bilinear(psp_[i](adaptive_avg_pool(f[3], s, s)), f[3].height, f[3].width));
+            pooled.push_back(resize_bilinear(psp_[i](adaptive_avg_pool(f[3], s, s)), f[3].height, f[3].width));
         }
-        laterals.push_back(psp_bottleneck_[0](concat_channels(pyramid)));
-        for (size_t i = laterals.size() - 1; i > 0; --i)
-            laterals[i - 1].data += resize_bilinear(laterals[i], laterals[i - 1].height, laterals[i - 1].width).data;
+        std::vector<const FeatureMap*> pyramid{&f[3]};
+        for (const auto& m : pooled) pyramid.push_back(&m);
+        laterals.push_back(psp_bottleneck_[0](pyramid));
+        pooled.clear();
+        for (size_t i = laterals.size() - 1; i > 0; --i) add_resized(laterals[i - 1], laterals[i]);
         std::vector<FeatureMap> outs;
-        for (size_t i = 0; i + 1 < laterals.size(); ++i) outs.push_back(fpn_convs_[i](laterals[i]));
-        outs.push_back(laterals.back());
+        for (size_t i = 0; i + 1 < laterals.size(); ++i) {
+            outs.push_back(fpn_convs_[i](laterals[i]));
+            laterals[i] = FeatureMap{};  // each lateral is done once its FPN conv has run
+        }
+        outs.push_back(std::move(laterals.back()));
         for (size_t i = 1; i < outs.size(); ++i) outs[i] = resize_bilinear(outs[i], outs[0].height, outs[0].width);
-        return classifier_(fpn_bottleneck_[0](concat_channels(outs)));
+        std::vector<const FeatureMap*> parts;
+        for (const auto& m : outs) parts.push_back(&m);
+        return classifier_(fpn_bottleneck_[0](parts));
+    }
+
+    // fine += bilinear upsampling of coarse to fine's size, one threaded pass.
+    static void add_resized(FeatureMap& fine, const FeatureMap& coarse) {
+        const FeatureMap up = resize_bilinear(coarse, fine.height, fine.width);
+        const int64_t rows = fine.data.rows();
+#pragma omp parallel for schedule(static) if (fine.data.size() > kImageParallelMin)
+        for (int64_t r = 0; r < rows; ++r) fine.data.row(r) += up.data.row(r);
     }
 
     static void append_nchw(NdArray& a, const FeatureMap& map, size_t batch) {
@@ -156,7 +182,7 @@ private:
     FeatureMap auxiliary_head(const std::vector<FeatureMap>& f) const {
         FeatureMap aux = f[2];
         for (const auto& conv : aux_convs_) aux = conv(aux);
-        if (!aux_concat_.empty()) aux = aux_concat_[0](concat_channels({f[2], aux}));
+        if (!aux_concat_.empty()) aux = aux_concat_[0]({&f[2], &aux});
         return aux_classifier_(aux);
     }
 
