@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace d2v {
@@ -256,6 +257,17 @@ uint64_t GgufFile::get_uint(const std::string& key) const {
     if (const auto* u = std::get_if<uint64_t>(&it->second)) return *u;
     if (const auto* i = std::get_if<int64_t>(&it->second); i && *i >= 0) return uint64_t(*i);
     throw Error(path_ + ": metadata key '" + key + "' is not an unsigned integer");
+}
+
+void GgufFile::release_tensor_pages(const GgufTensor& t) const {
+    const auto* base = static_cast<const uint8_t*>(mapping_);
+    const auto* begin = static_cast<const uint8_t*>(t.raw);
+    if (!base || begin < base || begin >= base + size_) return;  // not in our mapping: never touch it
+    const uint64_t bytes = t.n_elements * (t.ggml_type == kGgmlF32 ? 4 : t.ggml_type == kGgmlBF16 ? 2 : 1);
+    const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+    const uint64_t first = (uint64_t(begin - base) + page - 1) / page * page;  // mapping_ is page-aligned
+    const uint64_t last = std::min<uint64_t>(uint64_t(begin - base) + bytes, size_) / page * page;
+    if (last > first) ::madvise(const_cast<uint8_t*>(base) + first, last - first, MADV_DONTNEED);
 }
 
 const GgufTensor* GgufFile::find_tensor(const std::string& name) const {

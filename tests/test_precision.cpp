@@ -295,6 +295,23 @@ TEST(ReducedWeights, TruncatedI8DataIsRefused) {
     }
 }
 
+TEST(ReducedWeights, ReleasedPagesReadBackTheSameBytesAndOtherMemoryIsUntouched) {
+    // The word embeddings span several pages (2000 x 32 floats = 250 KiB).
+    const GgufFile file(fixtures_dir() + kSources.at("text"));
+    const GgufTensor& t = *file.find_tensor("data2vec_text.embeddings.word_embeddings.weight");
+    const std::vector<float> before(t.data, t.data + t.n_elements);
+    file.release_tensor_pages(t);
+    EXPECT_EQ(std::memcmp(before.data(), t.data, before.size() * sizeof(float)), 0);  // faulted back from the file
+    // A tensor record pointing at anonymous memory (not the file's mapping) is ignored: MADV_DONTNEED
+    // there would zero it.
+    std::vector<float> anonymous(1 << 16, 1.5f);
+    GgufTensor fake = t;
+    fake.raw = fake.data = anonymous.data();
+    fake.n_elements = anonymous.size();
+    file.release_tensor_pages(fake);
+    EXPECT_EQ(anonymous[anonymous.size() / 2], 1.5f);
+}
+
 // ---- Linear: reduced paths against f32, and the bounded primitive cache ----
 
 std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
@@ -323,9 +340,13 @@ TEST(ReducedLinear, Bf16AndInt8MatchF32WithinTheirRounding) {
         for (int64_t c = 0; c < in; ++c) w_q8[size_t(r * in + c)] = int8_t(std::lround(w[size_t(r * in + c)] / scale[size_t(r)]));
     }
     const Linear f32(w.data(), out, in, b.data());
+    // Without AMX bf16 runs as f32 by default (Linear::supports); force the AVX512_BF16 kernels here
+    // so that path is tested wherever the CPU has them.
+    setenv("D2V_BF16", "native", 1);
     const Linear bf16(d2v::WeightData{WeightType::BF16, w_bf16.data(), nullptr}, out, in, b.data());
-    const Linear q8(d2v::WeightData{WeightType::I8, w_q8.data(), scale.data()}, out, in, b.data());
     EXPECT_EQ(bf16.compute_type(), Linear::supports(WeightType::BF16) ? WeightType::BF16 : WeightType::F32);
+    unsetenv("D2V_BF16");
+    const Linear q8(d2v::WeightData{WeightType::I8, w_q8.data(), scale.data()}, out, in, b.data());
     EXPECT_EQ(q8.compute_type(), Linear::supports(WeightType::I8) ? WeightType::I8 : WeightType::F32);
     std::vector<float> y(size_t(rows * out)), y_bf16(y.size()), y_q8(y.size());
     f32.forward(x.data(), rows, y.data());

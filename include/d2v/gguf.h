@@ -54,6 +54,11 @@ public:
     const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
     const std::map<std::string, GgufTensor>& tensors() const { return tensors_; }
     const GgufTensor* find_tensor(const std::string& name) const;
+    // Drops this process's mapped pages lying wholly inside a tensor's data (madvise MADV_DONTNEED),
+    // once a copy (e.g. a Linear's packed weights) has taken its place: they stop counting towards
+    // RSS. Safe because the mapping is private, read-only and file-backed: a later read faults the
+    // same bytes back in from the file. Any other address range is ignored.
+    void release_tensor_pages(const GgufTensor& tensor) const;
 
 private:
     std::string path_;

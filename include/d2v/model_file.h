@@ -88,6 +88,10 @@ public:
     // A Linear weight matrix in whatever type the file holds it (F32, BF16, I8 + scales). I8 scales
     // must be finite and non-negative.
     WeightData linear_weight(const std::string& name) const;
+    // After a Linear has packed (copied) this tensor: release its mapped pages (GgufFile).
+    void release_tensor_pages(const std::string& name) const {
+        if (const GgufTensor* t = gguf_->find_tensor(name)) gguf_->release_tensor_pages(*t);
+    }
     // convert.py --outtype: "f32" (also for files written before it existed), "bf16" or "q8".
     std::string weight_precision() const { return gguf_->get_string_or("d2v.outtype", "f32"); }
     bool has_tensor(const std::string& name) const { return gguf_->find_tensor(name) != nullptr; }

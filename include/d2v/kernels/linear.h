@@ -7,10 +7,11 @@
 //
 // Reduced precision (files from convert.py --outtype bf16 / q8), oneDNN backend only:
 //   bf16: activations rounded to bf16 on each call, bf16 x bf16 products accumulated in f32;
-//   int8: activations quantized per row (symmetric, scale = max|x_row| / 127) on each call, s8 x s8
-//         products accumulated in s32, then y = acc * row_scale * weight_scale[out] + bias in f32.
-// A CPU without the instructions for that type (AVX512_BF16 / VNNI, as oneDNN reports them), and the
-// Eigen backend, expand such weights to f32 at load instead (with a one-line notice on stderr).
+//   int8: activations quantized per row (symmetric, scale = max|x_row| / 127) on each call, u8 (q+128)
+//         x s8 products accumulated in s32, then y = acc * row_scale * weight_scale[out] + bias in f32.
+// Where that is not faster (bf16 without AMX: see supports()) or not possible (int8 without VNNI, as
+// oneDNN reports the ISA), and in the Eigen backend, such weights are expanded to f32 at load instead
+// (with a one-line notice on stderr).
 #pragma once
 #include <cstdint>
 #include <memory>
