@@ -81,34 +81,57 @@ public:
     }
 
     // x: [T, hidden] in place. With a cache, x holds only the new positions (incremental decoding).
+    // Intermediates live in buffers of the calling thread, reused by every layer and every call.
     void forward(Matrix& x, const AttentionBias& bias, Matrix* attention_probs = nullptr, KeyValueCache* cache = nullptr) const {
+        struct Buffers {
+            Scratch update, intermediate;
+        };
+        static thread_local Buffers buf;
         const float eps = settings_.layer_norm_eps;
+        const int64_t T = x.rows(), H = x.cols();
+        float* update = buf.update.get(size_t(T * H));
         if (settings_.norm == NormPosition::Post) {
-            x += attention_.forward(x, bias, attention_probs, cache);
-            layer_norm_rows(x, norm1_w_, norm1_b_, eps);
-            x += feed_forward(x);
-            layer_norm_rows(x, norm2_w_, norm2_b_, eps);
+            attention_.forward_into(x, bias, update, attention_probs, cache);
+            add_layer_norm_rows(x, update, norm1_w_, norm1_b_, eps);
+            feed_forward(x, update, buf.intermediate);
+            add_layer_norm_rows(x, update, norm2_w_, norm2_b_, eps);
         } else {
-            Matrix h = x;
-            layer_norm_rows(h, norm1_w_, norm1_b_, eps);
-            add_scaled(x, attention_.forward(h, bias, attention_probs, cache), lambda1_);
-            h = x;
-            layer_norm_rows(h, norm2_w_, norm2_b_, eps);
-            add_scaled(x, feed_forward(h), lambda2_);
+            // The attention input must be a Matrix (the cache path reads it as one); it is reused.
+            thread_local Matrix normed;
+            normed = x;
+            layer_norm_rows(normed, norm1_w_, norm1_b_, eps);
+            attention_.forward_into(normed, bias, update, attention_probs, cache);
+            add_scaled(x, update, lambda1_);
+            normed = x;
+            layer_norm_rows(normed, norm2_w_, norm2_b_, eps);
+            feed_forward(normed, update, buf.intermediate);
+            add_scaled(x, update, lambda2_);
         }
     }
 
 private:
-    Matrix feed_forward(const Matrix& x) const {
-        Matrix h = ffn_in_(x);
-        apply_activation(settings_.activation, h);
-        return ffn_out_(h);
+    // out[T, hidden] = W2 act(W1 x + b1) + b2
+    void feed_forward(const Matrix& x, float* out, Scratch& intermediate) const {
+        const int64_t T = x.rows(), I = ffn_in_.out_features();
+        float* h = intermediate.get(size_t(T * I));
+        ffn_in_.forward(x.data(), T, h);
+        const Activation act = settings_.activation;
+#pragma omp parallel for schedule(static) if (T * I > (1 << 15))
+        for (int64_t r = 0; r < T; ++r) apply_activation(act, h + r * I, I);
+        ffn_out_.forward(h, T, out);
     }
-    static void add_scaled(Matrix& x, const Matrix& update, const float* scale) {
-        if (scale)
-            x.array() += update.array().rowwise() * ConstRowVectorMap(scale, update.cols()).array();
-        else
-            x += update;
+    // x += scale * update (scale per channel, or 1 when null)
+    static void add_scaled(Matrix& x, const float* update, const float* scale) {
+        const int64_t rows = x.rows(), cols = x.cols();
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
+        for (int64_t r = 0; r < rows; ++r) {
+            Eigen::Map<Eigen::ArrayXf> row(x.row(r).data(), cols);
+            const Eigen::Map<const Eigen::ArrayXf> u(update + r * cols, cols);
+            if (scale)
+                row += u * Eigen::Map<const Eigen::ArrayXf>(scale, cols);
+            else
+                row += u;
+        }
     }
 
     TransformerLayerSettings settings_;
