@@ -3,9 +3,9 @@
 //   audio:  d2v-bench -m audio.gguf -t 2 speech.wav
 //   text:   d2v-bench -m text.gguf -t 2 --tokens 128        (token ids 3.. cycling, no padding)
 //   vision: d2v-bench -m vision.gguf -t 2 --image-size 224   (constant pixel values)
-//   --serve: after loading, one line per request on stdin, "T N" = N forwards at T threads, answered
-//            by one JSON line of times; lets bench.py interleave our runs with other engines' runs
-//            without reloading the model. EOF ends it with a last line holding peak RSS.
+//   --serve: after loading, one line per request on stdin, "N" = N forwards (at -t threads),
+//            answered by one JSON line of times; lets bench.py interleave our runs with other
+//            engines' runs without reloading the model. EOF ends it with a last line holding peak RSS.
 //   --matmul-peak [--dtype f32|bf16|s8]: the host's oneDNN matmul GFLOP/s (no model).
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -58,17 +58,18 @@ std::vector<double> time_runs(const std::function<void()>& forward, int warmup, 
     return ms;
 }
 
-// --serve: "THREADS RUNS" per line -> {"ms": [...]}; a malformed line is an error, not a guess.
+// --serve: "RUNS" per line -> {"ms": [...]}; a malformed line is an error, not a guess. The thread
+// count stays the one given with -t: oneDNN fixes a primitive's thread count when it creates it (at
+// the first forward), so switching later would not time what a fresh process at that count runs.
 void serve(const std::function<void()>& forward, nlohmann::json info) {
     std::string line;
     while (std::getline(std::cin, line)) {
         if (line.empty()) continue;
-        int threads = 0, runs = 0;
+        int runs = 0;
         char extra = 0;
-        if (std::sscanf(line.c_str(), "%d %d %c", &threads, &runs, &extra) != 2 || threads < 1 || runs < 1)
-            throw d2v::Error("--serve: expected 'THREADS RUNS', got '" + line + "'");
-        d2v::set_num_threads(threads);
-        std::printf("%s\n", nlohmann::json{{"threads", threads}, {"ms", time_runs(forward, 0, runs)}}.dump().c_str());
+        if (std::sscanf(line.c_str(), "%d %c", &runs, &extra) != 1 || runs < 1)
+            throw d2v::Error("--serve: expected a number of runs, got '" + line + "'");
+        std::printf("%s\n", nlohmann::json{{"ms", time_runs(forward, 0, runs)}}.dump().c_str());
         std::fflush(stdout);
     }
     info["peak_rss_mb"] = peak_rss_mb();
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
                 std::printf("usage: d2v-bench -m MODEL.gguf [-t THREADS] [-n RUNS] [--warmup N] [--tokens N] [--image-size N] [--serve] [AUDIO_FILE]\n"
                             "       d2v-bench --matmul-peak [--dtype f32|bf16|s8] [-t THREADS]\n"
                             "prints one JSON line: median and min wall time of the forward pass (ms), peak RSS (MB);\n"
-                            "--serve reads 'THREADS RUNS' lines on stdin and answers each with the times of RUNS forwards;\n"
+                            "--serve reads 'RUNS' lines on stdin and answers each with the times of RUNS forwards;\n"
                             "--matmul-peak times a 1024x1024x4096 oneDNN matmul (prepacked weights) and prints GFLOP/s\n");
                 return 0;
             } else if (a == "-m" || a == "--model") model = args.value(a);
@@ -148,7 +149,7 @@ int main(int argc, char** argv) {
         struct stat st{};
         const double model_mb = stat(model.c_str(), &st) == 0 ? double(st.st_size) / (1024.0 * 1024.0) : 0.0;
         nlohmann::json r{{"architecture", arch}, {"backend", d2v::Linear::backend_name()}, {"input", input},
-                         {"model_mb", model_mb}, {"omp", omp_environment()}};
+                         {"threads", threads}, {"model_mb", model_mb}, {"omp", omp_environment()}};
         if (serve_mode) {
             time_runs(forward, warmup, 0);
             std::printf("%s\n", nlohmann::json{{"ready", true}}.dump().c_str());
@@ -158,7 +159,7 @@ int main(int argc, char** argv) {
         }
         std::vector<double> ms = time_runs(forward, warmup, runs);
         std::sort(ms.begin(), ms.end());
-        r.update({{"threads", threads}, {"runs", runs}, {"median_ms", ms[ms.size() / 2]}, {"min_ms", ms.front()},
+        r.update({{"runs", runs}, {"median_ms", ms[ms.size() / 2]}, {"min_ms", ms.front()},
                   {"peak_rss_mb", peak_rss_mb()}});
         std::printf("%s\n", r.dump().c_str());
         return 0;

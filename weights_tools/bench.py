@@ -171,7 +171,8 @@ def torch_flops(model, inputs):
 # ---------------------------------------------------------------- engines
 
 class Ours:
-    """One `d2v-bench --serve` process: the model stays loaded, each call times one forward."""
+    """One `d2v-bench --serve` process at one thread count (oneDNN fixes a primitive's thread count when
+    it creates it): the model stays loaded, each call times one forward."""
 
     def __init__(self, build, gguf, extra, threads, env=None):
         self.proc = subprocess.Popen([os.path.join(build, "d2v-bench"), "-m", gguf, "-t", str(threads), "--serve"] + extra,
@@ -182,8 +183,8 @@ class Ours:
             raise RuntimeError(f"d2v-bench failed on {os.path.basename(gguf)}: {self.proc.stderr.read().strip()}")
         self.final = None
 
-    def ms(self, threads):
-        self.proc.stdin.write(f"{threads} 1\n")
+    def ms(self):
+        self.proc.stdin.write("1\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())["ms"][0]
 
@@ -299,34 +300,33 @@ def time_case(args, tmp, case, model, inputs, files, extra, runs, flops, peaks):
     onnx_path = os.path.join(tmp, f"{case.replace(' ', '_')}.onnx")
     if onnxruntime is not None or openvino is not None:
         print(f"{case}: ONNX export with {export_onnx(model, inputs, onnx_path)} attention")
-    ours = {}
-    try:
-        for outtype, gguf in files.items():
-            if gguf is not None:
-                try:
-                    ours[outtype] = Ours(args.build, gguf, extra, args.threads[0])
-                except RuntimeError as e:
-                    print(f"ours {outtype}: n/a ({e})")
-        rows = []
-        for t in args.threads:
-            engines = {"pytorch": lambda: model(**inputs)}
-            if onnxruntime is not None:
-                engines["ort"] = ort_runner(onnx_path, t, inputs)
-            precision = None
-            if openvino is not None:
-                core = openvino.Core()
-                engines["ov f32"], _ = openvino_runner(core, onnx_path, t, inputs, f32=True)
-                default, precision = openvino_runner(core, onnx_path, t, inputs, f32=False)
-                if precision != "f32":  # else it is the f32 column again
-                    engines["ov default"] = default
-            if t == args.threads[0]:
-                for name in ("ort", "ov f32", "ov default"):
-                    if name in engines:
-                        diff = np.abs(np.asarray(engines[name]()) - reference).max()
-                        label = f"{name} ({precision})" if name == "ov default" else name
-                        print(f"{case}: {label} output {reference.shape}, max abs diff vs PyTorch = {diff:.3g}")
-            for outtype, proc in ours.items():
-                engines[f"d2v {outtype}"] = (lambda p: lambda: p.ms(t))(proc)
+    rows = []
+    for t in args.threads:
+        engines = {"pytorch": lambda: model(**inputs)}
+        if onnxruntime is not None:
+            engines["ort"] = ort_runner(onnx_path, t, inputs)
+        precision = None
+        if openvino is not None:
+            core = openvino.Core()
+            engines["ov f32"], _ = openvino_runner(core, onnx_path, t, inputs, f32=True)
+            default, precision = openvino_runner(core, onnx_path, t, inputs, f32=False)
+            if precision != "f32":  # else it is the f32 column again
+                engines["ov default"] = default
+        if t == args.threads[0]:
+            for name in ("ort", "ov f32", "ov default"):
+                if name in engines:
+                    diff = np.abs(np.asarray(engines[name]()) - reference).max()
+                    label = f"{name} ({precision})" if name == "ov default" else name
+                    print(f"{case}: {label} output {reference.shape}, max abs diff vs PyTorch = {diff:.3g}")
+        ours = {}
+        try:
+            for outtype, gguf in files.items():
+                if gguf is not None:
+                    try:
+                        ours[outtype] = Ours(args.build, gguf, extra, t)
+                        engines[f"d2v {outtype}"] = ours[outtype].ms
+                    except RuntimeError as e:
+                        print(f"ours {outtype}: n/a ({e})")
             times = {name: [] for name in engines}
             torch.set_num_threads(t)
             with torch.no_grad():
@@ -336,16 +336,17 @@ def time_case(args, tmp, case, model, inputs, files, extra, runs, flops, peaks):
                         if round_ > 0:
                             times[name].append(ms)
                         time.sleep(PAUSE_S)
-            med = {name: statistics.median(v) for name, v in times.items()}
-            rows.append(dict(case=case, threads=t, ms=med, flops=flops, peaks=peaks, ov_precision=precision))
-        for outtype, proc in ours.items():
-            final = proc.close()
-            for row in rows:
-                row.setdefault("rss", {})[outtype] = (final.get("peak_rss_mb"), final.get("model_mb"))
-        return rows
-    finally:
-        for proc in ours.values():
-            proc.kill()
+            rss = {}
+            for outtype, proc in ours.items():
+                final = proc.close()
+                rss[outtype] = (final.get("peak_rss_mb"), final.get("model_mb"))
+        finally:
+            for proc in ours.values():
+                proc.kill()
+        med = {name: statistics.median(v) for name, v in times.items()}
+        rows.append(dict(case=case, threads=t, ms=med, flops=flops, peaks=peaks, ov_precision=precision, rss=rss))
+        del engines  # the sessions and compiled models of this thread count
+    return rows
 
 
 def report(title, rows, args):
@@ -375,10 +376,10 @@ def report(title, rows, args):
             peak = r["peaks"].get((peak_type, r["threads"]))
             cells += [f"{fmt(rate):>13}", f"{fmt(rate and peak and 100 * rate / peak, '.0f'):>7}%"]
         print(f"{r['case']:>18} {r['threads']:>3} {r['flops'] / 1e9:>8.2f} " + " ".join(cells))
-    print("\nours: peak RSS of the run (load + all timed runs) beside the model file")
-    for r in rows[:: len(args.threads)]:
-        cells = [f"{o} {fmt(rss, '.0f')} MB RSS / {fmt(size, '.0f')} MB file" for o, (rss, size) in r.get("rss", {}).items()]
-        print(f"{r['case']:>18}: " + "; ".join(cells))
+    print("\nours: peak RSS of the process (load + warm-up + timed runs) beside the model file")
+    for r in rows:
+        cells = [f"{o} {fmt(rss, '.0f')} MB RSS / {fmt(size, '.0f')} MB file" for o, (rss, size) in r["rss"].items()]
+        print(f"{r['case']:>18} {r['threads']:>3}: " + "; ".join(cells))
 
 
 # ---------------------------------------------------------------- contention (goal 2)
@@ -397,33 +398,38 @@ def contention(args, cases):
     """cases: (name, gguf, extra). Ours f32 at 1 and 2 threads, idle and beside one busy process."""
     policies = {"our policy": {}, "libgomp default": {"GOMP_SPINCOUNT": "300000"}}
     results = {}
+    what = None
     for name, gguf, extra in cases:
-        procs = {}
-        busy = None
-        try:
-            for policy, env in policies.items():
-                procs[policy] = Ours(args.build, gguf, extra, 1, env=env)
-            for state in ("idle", "busy"):
-                if state == "busy":
-                    busy, what = start_busy_process()
-                    time.sleep(0.5)
-                for t in (1, 2):
-                    for policy, proc in procs.items():
-                        proc.ms(t)  # warm-up at this thread count
-                        results[(name, policy, state, t)] = statistics.median(proc.ms(t) for _ in range(args.runs))
-        finally:
-            if busy is not None:
-                busy.terminate()
-                busy.wait()
-            for proc in procs.values():
-                proc.kill()
+        for t in (1, 2):
+            procs, busy = {}, None
+            try:
+                for policy, env in policies.items():
+                    procs[policy] = Ours(args.build, gguf, extra, t, env=env)
+                for state in ("idle", "busy"):
+                    if state == "busy":
+                        busy, what = start_busy_process()
+                        time.sleep(0.5)
+                    for proc in procs.values():
+                        proc.ms()  # warm-up
+                    times = {policy: [] for policy in procs}
+                    for _ in range(args.runs):  # interleaved
+                        for policy, proc in procs.items():
+                            times[policy].append(proc.ms())
+                    for policy in procs:
+                        results[(name, policy, state, t)] = statistics.median(times[policy])
+            finally:
+                if busy is not None:
+                    busy.terminate()
+                    busy.wait()
+                for proc in procs.values():
+                    proc.kill()
     print(f"\ncontention: ours f32, median of {args.runs}; busy = {what} beside ours ({os.cpu_count()} CPUs), "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'case':>18} {'policy':>16} {'idle 1t ms':>11} {'idle 2t ms':>11} {'busy 1t ms':>11} {'busy 2t ms':>11} {'busy 2t / idle 1t':>18}")
+    print(f"{'case':>18} {'policy':>16} {'idle 1t ms':>11} {'idle 2t ms':>11} {'busy 1t ms':>11} {'busy 2t ms':>11} {'busy 2t / idle 1t':>18} {'busy 2t / busy 1t':>18}")
     for name, _, _ in cases:
         for policy in policies:
             r = [results[(name, policy, s, t)] for s in ("idle", "busy") for t in (1, 2)]
-            print(f"{name:>18} {policy:>16} " + " ".join(f"{x:>11.1f}" for x in r) + f" {r[3] / r[0]:>18.2f}")
+            print(f"{name:>18} {policy:>16} " + " ".join(f"{x:>11.1f}" for x in r) + f" {r[3] / r[0]:>18.2f} {r[3] / r[2]:>18.2f}")
 
 
 # ---------------------------------------------------------------- models

@@ -32,7 +32,7 @@ def _short_openmp_spin():
                 return
     except OSError:  # not Linux: libgomp's default stays
         return
-    os.environ["GOMP_SPINCOUNT"] = "10000"  # = D2V_OMP_SPINCOUNT in examples/omp_policy.h
+    os.environ["GOMP_SPINCOUNT"] = "5000"  # = D2V_OMP_SPINCOUNT in examples/omp_policy.h
 
 
 _short_openmp_spin()

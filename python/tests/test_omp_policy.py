@@ -1,5 +1,5 @@
 """The package applies the programs' OpenMP wait policy (README "Performance"): libgomp, loaded by the
-extension, starts with GOMP_SPINCOUNT = 10000 unless the user chose OMP_WAIT_POLICY or GOMP_SPINCOUNT.
+extension, starts with GOMP_SPINCOUNT = 5000 unless the user chose OMP_WAIT_POLICY or GOMP_SPINCOUNT.
 Checked in a fresh interpreter each, since libgomp reads its environment once per process; libgomp's
 own OMP_DISPLAY_ENV=verbose table (printed when it loads) shows what it read."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ def libgomp_table(**env):
 
 
 def test_short_spin_by_default():
-    assert "GOMP_SPINCOUNT = '10000'" in libgomp_table()
+    assert "GOMP_SPINCOUNT = '5000'" in libgomp_table()
 
 
 def test_the_users_spin_count_wins():
@@ -27,4 +27,4 @@ def test_the_users_spin_count_wins():
 
 def test_the_users_wait_policy_wins():
     table = libgomp_table(OMP_WAIT_POLICY="active")
-    assert "OMP_WAIT_POLICY = 'ACTIVE'" in table and "GOMP_SPINCOUNT = '10000'" not in table
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in table and "GOMP_SPINCOUNT = '5000'" not in table
