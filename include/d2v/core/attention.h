@@ -110,8 +110,9 @@ private:
                 const AttentionBias& bias, float* context, Matrix* probs) const {
         const int64_t hidden = heads_ * head_dim_, D = head_dim_;
         const float scaling = 1.0f / std::sqrt(float(D));
-        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(T, std::max<int64_t>(16, (int64_t(1) << 18) / std::max<int64_t>(Tk, 1))));
-        const int64_t blocks = (T + block - 1) / block;
+        const int64_t widest = std::max<int64_t>(1, std::min<int64_t>(T, std::max<int64_t>(16, (int64_t(1) << 18) / std::max<int64_t>(Tk, 1))));
+        const int64_t blocks = (T + widest - 1) / widest;
+        const int64_t block = (T + blocks - 1) / blocks;  // equal blocks: no short tail item
         const bool relative = relative_.mode != RelativeKeyEmbedding::Mode::None;
 #pragma omp parallel for schedule(dynamic) collapse(2) if (heads_ * blocks > 1 && T * Tk * D > (1 << 16))
         for (int64_t h = 0; h < heads_; ++h) {
