@@ -1,5 +1,7 @@
 #include "d2v/kernels/conv2d.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +88,7 @@ struct Conv2dKernel::Impl {
     static constexpr int64_t kStripRows = 16;
     struct WinoCached {
         int64_t rows, width;  // output rows of the strip, map width
+        int threads;          // oneDNN fixes a primitive's thread count when it is created
         dnnl::convolution_forward prim;
         memory::desc src_md, dst_md, weights_md, scratchpad_md;
         memory weights;  // transformed once (oneDNN's transform takes ~0.3 s for 768x768) and kept
@@ -100,8 +103,9 @@ struct Conv2dKernel::Impl {
     const WinoCached& wino_primitive(int64_t rows, int64_t w) const {
         // Called with the mutex held.
         ++clock;
+        const int threads = omp_get_max_threads();
         for (auto& c : wino_cache)
-            if (c.rows == rows && c.width == w) {
+            if (c.rows == rows && c.width == w && c.threads == threads) {
                 c.last_use = clock;
                 return c;
             }
@@ -123,7 +127,7 @@ struct Conv2dKernel::Impl {
                   attr, cpu_engine()};
         else
             pd = {dnnl::convolution_forward::desc(prop, algo, src, wmd, dst, strides, dilates, pad_l, pad_r), attr, cpu_engine()};
-        WinoCached entry{rows, w, dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), pd.weights_desc(), pd.scratchpad_desc(), {}, clock};
+        WinoCached entry{rows, w, threads, dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), pd.weights_desc(), pd.scratchpad_desc(), {}, clock};
         for (const auto& c : wino_cache)
             if (c.weights_md == entry.weights_md) entry.weights = c.weights;
         if (!entry.weights) {
@@ -149,6 +153,7 @@ struct Conv2dKernel::Impl {
 
     struct Cached {
         int64_t height, width;
+        int threads;  // as WinoCached::threads
         dnnl::convolution_forward prim;
         memory::desc scratchpad_md;
         memory weights;  // the load-time weights, or a copy in the layout this size needed
@@ -181,12 +186,13 @@ struct Conv2dKernel::Impl {
     const Cached& primitive(int64_t h, int64_t w) const {
         // Called with the mutex held.
         ++clock;
+        const int threads = omp_get_max_threads();
         for (auto& c : cache)
-            if (c.height == h && c.width == w) {
+            if (c.height == h && c.width == w && c.threads == threads) {
                 c.last_use = clock;
                 return c;
             }
-        Cached entry{h, w, {}, {}, weights, clock};
+        Cached entry{h, w, threads, {}, {}, weights, clock};
         try {
             const auto pd = make_pd(h, w, weights_md);
             entry.prim = dnnl::convolution_forward(pd);

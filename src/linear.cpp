@@ -126,12 +126,14 @@ struct Linear::Impl {
     int64_t in = 0, out = 0;
     struct Cached {
         int64_t rows;
+        int threads;  // oneDNN fixes a primitive's thread count when it is created
         dnnl::matmul prim;
         memory::desc scratchpad_md;
         uint64_t last_use;
     };
     mutable std::mutex mutex;
-    // Primitives by row count, LRU-bounded. Each call brings its own scratchpad, so one primitive may
+    // Primitives by (row count, thread count), LRU-bounded: a primitive made at 1 thread keeps running
+    // on 1 thread after set_num_threads(2), so the caller's current count is part of the key. Each call brings its own scratchpad, so one primitive may
     // run from several threads at once (run() is documented thread-safe).
     mutable std::vector<Cached> cache;
     mutable uint64_t clock = 0;
@@ -164,13 +166,14 @@ struct Linear::Impl {
     std::pair<dnnl::matmul, memory::desc> primitive(int64_t rows) const {
         std::lock_guard<std::mutex> lock(mutex);
         ++clock;
+        const int threads = omp_get_max_threads();
         for (auto& c : cache)
-            if (c.rows == rows) {
+            if (c.rows == rows && c.threads == threads) {
                 c.last_use = clock;
                 return {c.prim, c.scratchpad_md};
             }
         auto pd = make_pd(rows, packed_weights_md);
-        Cached entry{rows, dnnl::matmul(pd), pd.scratchpad_desc(), clock};
+        Cached entry{rows, threads, dnnl::matmul(pd), pd.scratchpad_desc(), clock};
         if (cache.size() < kMaxCachedRowCounts) {
             cache.push_back(entry);
         } else {

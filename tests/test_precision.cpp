@@ -11,6 +11,7 @@
 // measured values, so a wrong scale or a transposed matrix (errors O(1)) still fails.
 #include <cstdint>
 #include <cstring>
+#include <omp.h>
 #include <functional>
 #include <random>
 
@@ -364,6 +365,27 @@ TEST(ReducedLinear, Bf16AndInt8MatchF32WithinTheirRounding) {
     EXPECT_LE(d_bf16, 0.03);
     EXPECT_LE(d_q8, 0.15);
     EXPECT_GT(d_q8, 0.0);  // really quantized, not silently f32
+}
+
+// oneDNN fixes a primitive's thread count when it is created: a Linear first run at 1 thread and
+// then at 2 must build a second primitive, or set_num_threads(2) after a first call does nothing.
+TEST(ReducedLinear, ThreadCountIsPartOfThePrimitiveKey) {
+    const size_t per_count = std::string(Linear::backend_name()).find("oneDNN") != std::string::npos ? 1 : 0;  // Eigen caches nothing
+    const int64_t in = 16, out = 8, rows = 5;
+    const auto w = random_values(size_t(in * out), 6), x = random_values(size_t(rows * in), 7);
+    const Linear lin(w.data(), out, in, nullptr);
+    std::vector<float> y1(size_t(rows * out)), y2(y1.size());
+    const int before = omp_get_max_threads();
+    d2v::set_num_threads(1);
+    lin.forward(x.data(), rows, y1.data());
+    EXPECT_EQ(lin.cached_row_counts(), 1 * per_count);
+    d2v::set_num_threads(2);
+    lin.forward(x.data(), rows, y2.data());
+    EXPECT_EQ(lin.cached_row_counts(), 2 * per_count);
+    lin.forward(x.data(), rows, y2.data());
+    EXPECT_EQ(lin.cached_row_counts(), 2 * per_count);  // reused, not rebuilt
+    for (size_t i = 0; i < y1.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-5f);
+    d2v::set_num_threads(before);
 }
 
 TEST(ReducedLinear, PrimitiveCacheStaysBoundedOverManyRowCounts) {

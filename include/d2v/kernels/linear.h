@@ -56,7 +56,7 @@ public:
     WeightType compute_type() const;
     // Whether this CPU / backend runs products of that type natively.
     static bool supports(WeightType type);
-    // oneDNN primitives kept for distinct row counts (at most kMaxCachedRowCounts); 0 for Eigen.
+    // oneDNN primitives kept for distinct (row count, thread count) pairs (at most kMaxCachedRowCounts); 0 for Eigen.
     size_t cached_row_counts() const;
     // A server sees every input length; older entries are evicted least-recently-used. 32 covers a
     // batch's distinct lengths many times over, and a miss costs one primitive creation (~50 us).
@@ -68,7 +68,9 @@ private:
     int64_t out_ = 0, in_ = 0;
 };
 
-// Process-wide thread count for every kernel (OpenMP, used by both oneDNN and Eigen here).
+// Thread count for every kernel (OpenMP, used by both oneDNN and Eigen here) run from the calling
+// thread and from threads it starts afterwards (OpenMP's nthreads-var is per thread: a server worker
+// sets its own). Takes effect on the next call, also for products already run at another count.
 void set_num_threads(int n);
 
 }  // namespace d2v
