@@ -13,6 +13,8 @@
 
 #ifdef D2V_USE_DNNL
 #include <dnnl.hpp>
+
+#include "dnnl_common.h"
 #endif
 
 namespace d2v {
@@ -44,30 +46,10 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::engine& cpu_engine() {
-    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    return engine;
-}
-
-// Per-thread scratchpad, grown as needed and kept: concurrent callers never share one.
-void* thread_scratchpad(size_t bytes) {
-    struct Buffer {
-        void* data = nullptr;
-        size_t size = 0;
-        ~Buffer() { std::free(data); }
-    };
-    thread_local Buffer buffer;
-    if (bytes > buffer.size) {
-        std::free(buffer.data);
-        buffer.data = nullptr;
-        buffer.size = 0;
-        const size_t size = (bytes + 4095) / 4096 * 4096;
-        buffer.data = std::aligned_alloc(64, size);
-        if (!buffer.data) throw std::bad_alloc();
-        buffer.size = size;
-    }
-    return buffer.data;
-}
+using dnnl_common::cpu_engine;
+// The convolutions' oneDNN scratchpad, per thread.
+thread_local dnnl_common::ThreadBuffer scratchpad_buffer;
+void* thread_scratchpad(size_t bytes) { return scratchpad_buffer.get(bytes); }
 
 // Map side used to let oneDNN choose the weight layout at load; other sizes reuse that layout.
 constexpr int64_t kReferenceSide = 32;

@@ -13,6 +13,8 @@
 
 #ifdef D2V_USE_DNNL
 #include <dnnl.hpp>
+
+#include "dnnl_common.h"
 #endif
 
 namespace d2v {
@@ -68,31 +70,9 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::engine& cpu_engine() {
-    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    return engine;
-}
-// Per-thread buffer, grown as needed and reused: concurrent callers never share one, and no call
-// pays for an allocation once the largest size has been seen. One per use (scratchpad, converted
-// activations, row scales).
-struct ThreadBuffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~ThreadBuffer() { std::free(data); }
-    void* get(size_t bytes) {
-        if (bytes > size) {
-            std::free(data);
-            data = nullptr;
-            size = (bytes + 4095) / 4096 * 4096;
-            data = std::aligned_alloc(64, size);
-            if (!data) {
-                size = 0;
-                throw std::bad_alloc();
-            }
-        }
-        return data;
-    }
-};
+using dnnl_common::cpu_engine;
+using dnnl_common::ThreadBuffer;
+// One per use (scratchpad, converted activations, row scales).
 thread_local ThreadBuffer scratchpad_buffer, activation_buffer, row_scale_buffer;
 
 // oneDNN's ISA values are bit sets: an ISA includes another when it holds all of its bits.
