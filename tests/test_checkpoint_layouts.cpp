@@ -44,8 +44,9 @@ TEST_P(CheckpointLayout, PackedPreprocessingEqualsTransformers) {
                                 std::vector<float>(batch.input_values.data(), batch.input_values.data() + batch.input_values.size())};
         const d2v::NdArray expected = d2v::read_npy(dir + "/" + check.at("expected").get<std::string>());
         EXPECT_TRUE(AllClose(ours, expected, kPreprocessingTolerance));
-        if (!check.at("do_normalize").get<bool>())  // the Transformers 5 layout saves do_normalize=false
+        if (!check.at("do_normalize").get<bool>()) {  // the Transformers 5 layout saves do_normalize=false
             EXPECT_TRUE(AllClose(ours, d2v::NdArray{{1, int64_t(n)}, std::vector<float>(raw.data.begin(), raw.data.begin() + int64_t(n))}, 0.0));
+        }
     } else if (modality == "vision") {
         const d2v::vision::VisionPipeline pipe(dir + "/model.gguf");
         std::vector<d2v::vision::Image> images;

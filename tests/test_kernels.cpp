@@ -95,7 +95,9 @@ TEST(Activation, EveryTransformersActivationMatchesPyTorch) {
     // A regenerated fixture with a new ACT2FN name fails here until the name is supported or refused.
     for (const auto& e : fs::directory_iterator(dir)) {
         const std::string name = e.path().stem().string();
-        if (name != "inputs") EXPECT_TRUE(covered.count(name)) << "Transformers has activation '" << name << "' we do not";
+        if (name != "inputs") {
+            EXPECT_TRUE(covered.count(name)) << "Transformers has activation '" << name << "' we do not";
+        }
     }
 }
 
