@@ -5,11 +5,15 @@
 // ASR pipeline does (d2v/audio/chunking.h), decoded as they are read; one-pass heads and options
 // run all files as one padded batch, refusing a file whose pass would not fit in memory.
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 #include "cli_common.h"
 #include "d2v/audio/audio_io.h"
 #include "d2v/audio/chunking.h"
+#include "d2v/audio/lexicon_decoder.h"
 
 using d2v::Error;
 using d2v::Json;
@@ -45,11 +49,15 @@ options:
       --chunk SECONDS       chunk length (default: %g; 0 = whole file in one pass, as before)
       --stride LEFT RIGHT   seconds of context dropped at each chunk's edges (default: chunk / 6)
       --timestamps          CTC: each word with its start and end time in seconds
+      --words "W1 W2 ..."   CTC: transcribe only with these words (the most probable sequence of
+                            them, instead of letter-by-letter greedy decoding); small vocabularies
+      --lexicon FILE        CTC: the same, words read from FILE (separated by white space)
   -h, --help                show this help
       --version             print the version
 
 examples:
   d2v-audio -m models/digits-ctc.gguf samples/three_one_four.wav
+  d2v-audio -m models/digits-ctc.gguf --words "zero one two three four five six seven eight nine" my_digits.wav
   d2v-audio -m xvector.gguf --json a.wav b.wav      # embeddings + cosine similarity
   ffmpeg -i talk.mp3 -f wav - | d2v-audio -m ctc.gguf --timestamps -
 )";
@@ -65,8 +73,24 @@ struct Options {
     ChunkSettings chunking;
     bool chunk_given = false;
     std::string dump_dir;
-    std::vector<std::string> files, labels;
+    std::vector<std::string> files, labels, words;  // words: --words / --lexicon
 };
+
+// --lexicon FILE: white-space separated words; a word list, so a few MB at most.
+std::vector<std::string> read_word_list(const std::string& path) {
+    constexpr std::streamsize kMaxBytes = 4 << 20;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(path + ": cannot open the word list");
+    std::string text(size_t(kMaxBytes) + 1, '\0');
+    in.read(text.data(), kMaxBytes + 1);
+    if (in.gcount() > kMaxBytes) throw Error(path + ": word list larger than 4 MB");
+    text.resize(size_t(in.gcount()));
+    std::istringstream words(text);
+    std::vector<std::string> out;
+    for (std::string w; words >> w;) out.push_back(w);
+    if (out.empty()) throw Error(path + ": the word list is empty");
+    return out;
+}
 
 // A number of seconds (fractions allowed); kept here: cli_common.h parses integers only.
 double seconds_value(cli::Args& args, const std::string& option) {
@@ -102,6 +126,17 @@ Options parse(int argc, char** argv) {
             o.chunking.stride_left_seconds = seconds_value(args, a);
             o.chunking.stride_right_seconds = seconds_value(args, a);
         } else if (a == "--timestamps") o.timestamps = true;
+        else if (a == "--words" || a == "--lexicon") {
+            if (!o.words.empty()) throw cli::UsageError("give one word list (--words or --lexicon)");
+            const std::string v = args.value(a);
+            if (a == "--lexicon") {
+                o.words = read_word_list(v);
+            } else {
+                std::istringstream in(v);
+                for (std::string w; in >> w;) o.words.push_back(w);
+                if (o.words.empty()) throw cli::UsageError("--words needs at least one word");
+            }
+        }
         else if (a.size() > 1 && a[0] == '-') throw cli::UsageError("unknown option '" + a + "'");
         else o.files.push_back(a);
     }
@@ -248,7 +283,7 @@ ChunkedOutput run_chunked(const AudioPipeline& pipe, const ChunkPlan& plan, cons
     return out;
 }
 
-Json chunked_results(const AudioPipeline& pipe, const Options& o, Json& doc) {
+Json chunked_results(const AudioPipeline& pipe, const Options& o, const LexiconDecoder* lexicon, Json& doc) {
     const ChunkPlan plan = plan_chunks(o.chunking, pipe);
     const double rate = double(pipe.sampling_rate());
     doc["chunking"] = {{"chunk", double(plan.chunk) / rate}, {"stride_left", double(plan.stride_left) / rate},
@@ -259,11 +294,12 @@ Json chunked_results(const AudioPipeline& pipe, const Options& o, Json& doc) {
     for (const auto& file : o.files) {
         ChunkedOutput out;
         try {
-            out = run_chunked(pipe, plan, file, !o.dump_dir.empty() || pipe.head() == AudioHead::Base);
+            out = run_chunked(pipe, plan, file, !o.dump_dir.empty() || pipe.head() == AudioHead::Base || lexicon);
         } catch (const Error& e) {
             throw with_file_names(e, {file});
         }
         Json r{{"file", file}};
+        if (lexicon) out.ids = lexicon->best_path(out.joined.data.data(), out.joined.shape[1], out.joined.shape[2]);
         if (pipe.head() == AudioHead::CTC) ctc_result(pipe, out.ids, o, file, r);
         else if (pipe.head() == AudioHead::FrameClassification) frame_result(pipe, out.ids, o, file, r);
         else {
@@ -279,7 +315,7 @@ Json chunked_results(const AudioPipeline& pipe, const Options& o, Json& doc) {
 
 // ---- all files as one padded batch, each in one pass (as Transformers runs a model directly)
 
-Json whole_file_results(const AudioPipeline& pipe, const Options& o, Json& doc) {
+Json whole_file_results(const AudioPipeline& pipe, const Options& o, const LexiconDecoder* lexicon, Json& doc) {
     // Refuse, while decoding, a file whose single pass would not fit in memory (instead of an OOM kill).
     const RunOptions run_options{o.hidden_states, o.attentions};
     std::vector<std::vector<float>> waves;
@@ -334,7 +370,9 @@ Json whole_file_results(const AudioPipeline& pipe, const Options& o, Json& doc) 
                 const bool ctc = pipe.head() == AudioHead::CTC;
                 const int64_t valid = valid_frames(cfg, batch, T, ctc && cfg.add_adapter)[b];
                 std::vector<int64_t> ids;
-                append_argmax(logits.data.data() + int64_t(b) * T * V, valid, V, ids);
+                const float* rows = logits.data.data() + int64_t(b) * T * V;
+                if (ctc && lexicon) ids = lexicon->best_path(rows, valid, V);
+                else append_argmax(rows, valid, V, ids);
                 if (ctc) ctc_result(pipe, ids, o, o.files[b], r);
                 else frame_result(pipe, ids, o, o.files[b], r);
                 break;
@@ -402,12 +440,19 @@ int run(const Options& o) {
     d2v::set_num_threads(o.threads);
     AudioPipeline pipe(o.model, "d2v-audio");
     if (o.timestamps && pipe.head() != AudioHead::CTC) throw Error("--timestamps needs a CTC model; this file holds " + pipe.file().model_class());
+    std::optional<LexiconDecoder> lexicon;
+    if (!o.words.empty()) {
+        if (pipe.head() != AudioHead::CTC || !pipe.decoder())
+            throw Error("--words/--lexicon needs a CTC model with a vocabulary; this file holds " + pipe.file().model_class());
+        lexicon.emplace(*pipe.decoder(), o.words);
+    }
+    const LexiconDecoder* lex = lexicon ? &*lexicon : nullptr;
     // Chunks are joined on per-frame outputs; the loss, hidden states and attentions are whole-pass
     // outputs, and --dump writes the padded batch's inputs and outputs unless --chunk asks for chunks.
     const bool chunked = o.chunking.chunk_seconds > 0 && chunkable_field(pipe.head()) && o.labels.empty() && !o.hidden_states &&
                          !o.attentions && (o.dump_dir.empty() || o.chunk_given);
     Json doc{{"model", o.model}, {"model_class", pipe.file().model_class()}};
-    doc["results"] = chunked ? chunked_results(pipe, o, doc) : whole_file_results(pipe, o, doc);
+    doc["results"] = chunked ? chunked_results(pipe, o, lex, doc) : whole_file_results(pipe, o, lex, doc);
     if (o.json) std::printf("%s\n", doc.dump(2).c_str());
     return 0;
 }

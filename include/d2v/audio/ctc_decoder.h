@@ -2,6 +2,8 @@
 // drop the pad (blank) token, word delimiter -> space, strip. Special tokens other than pad are
 // kept (skip_special_tokens defaults to false).
 #pragma once
+#include <algorithm>
+
 #include "d2v/model_file.h"
 
 namespace d2v::audio {
@@ -29,6 +31,10 @@ public:
         delimiter_ = text("word_delimiter_token", "|");
         replacement_ = text("replace_word_delimiter_char", " ");
     }
+
+    // ids of the blank (pad) token and the word delimiter; -1 if the vocabulary lacks them
+    int64_t pad_id() const { return id_of(pad_); }
+    int64_t delimiter_id() const { return id_of(delimiter_); }
 
     std::string decode(const std::vector<int64_t>& ids) const {
         std::string out;
@@ -94,6 +100,11 @@ public:
     }
 
 private:
+    int64_t id_of(const std::string& token) const {
+        auto it = std::find(tokens_.begin(), tokens_.end(), token);
+        return it == tokens_.end() ? -1 : int64_t(it - tokens_.begin());
+    }
+
     std::vector<std::string> tokens_;
     std::string pad_, delimiter_, replacement_;
 };
