@@ -7,10 +7,11 @@ Usage (reference venv: torch + transformers + soundfile + soxr + gguf)::
                                       [--classify models/digits-classify.gguf]
                                       [--fsdd ../shared/data/speech/fsdd]
 
-Held-out data: FSDD speaker yweweler (never used by train_demo.py).
+Held-out data: one FSDD speaker (``--speaker``, default yweweler), which the models measured must not
+have been trained on (train_demo.py --held-out; weights_tools/loso_demo.py runs every fold).
 
 * classification: all 500 yweweler clips (8 kHz files, given to d2v-audio as they are);
-  accuracy of the top label printed by ``d2v-audio --json``.
+  accuracy of the top label printed by ``d2v-audio --json``, overall and per digit.
 * CTC: 500 sequences of 3-5 digits built deterministically (seed 2024) from yweweler's clips,
   resampled to 16 kHz with soxr (HQ), joined with 0.05-0.25 s of silence, written as 16 kHz PCM16
   WAVs to a temporary folder; word error rate of the ``d2v-audio --json`` transcripts.
@@ -42,7 +43,6 @@ import torch
 sys.dont_write_bytecode = True
 SR = 16000
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-SPEAKER = "yweweler"
 
 
 def edit_distance(a, b) -> int:
@@ -117,16 +117,19 @@ def torch_logits(model, fe, waves):
 
 # ----------------------------------------------------------------------------- C++
 
+THREADS = 2
+
+
 def run_cpp(binary, model, files, extra=()):
-    cmd = [str(binary), "-m", str(model), "-t", "2", *extra, *map(str, files)]
+    cmd = [str(binary), "-m", str(model), "-t", str(THREADS), *extra, *map(str, files)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"eval_demo.py: {' '.join(cmd[:4])} ... failed ({p.returncode}): {p.stderr.strip()}")
     return p
 
 
-def cpp_json(binary, model, files):
-    return json.loads(run_cpp(binary, model, files, ["--json", "-k", "1"]).stdout)["results"]
+def cpp_json(binary, model, files, extra=()):
+    return json.loads(run_cpp(binary, model, files, ["--json", "-k", "1", *extra]).stdout)["results"]
 
 
 def cpp_dump_logits(binary, model, f, tmp: Path):
@@ -154,8 +157,14 @@ def main():
     ap.add_argument("--chunk", type=int, default=25, help="files per d2v-audio run (one padded batch)")
     ap.add_argument("--min-accuracy", type=float, default=None, help="fail below this accuracy (%%)")
     ap.add_argument("--max-wer", type=float, default=None, help="fail above this WER (%%)")
+    ap.add_argument("--speaker", default="yweweler", help="the held-out FSDD speaker")
+    ap.add_argument("--threads", type=int, default=2, help="d2v-audio and torch threads")
+    ap.add_argument("--json-out", type=Path, help="also write the JSON summary here")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    global THREADS
+    THREADS = args.threads
+    torch.set_num_threads(args.threads)
+    SPEAKER = args.speaker
     t0 = time.time()
     ok = True
 
@@ -172,6 +181,7 @@ def main():
         model, fe, _ = torch_model_from_gguf(args.classify)
         labels = model.config.id2label
         correct = mismatched = 0
+        per_digit = [0] * 10
         for i in range(0, len(clips), args.chunk):
             chunk = clips[i: i + args.chunk]
             res = cpp_json(args.bin, args.classify, chunk)
@@ -179,6 +189,7 @@ def main():
             for p, r, row in zip(chunk, res, pt):
                 cpp_label = r["labels"][0]["label"]
                 correct += cpp_label == WORDS[digit[p]]
+                per_digit[digit[p]] += cpp_label == WORDS[digit[p]]
                 if cpp_label != labels[int(row.argmax())]:
                     mismatched += 1
                     print(f"  label mismatch {p.name}: C++ {cpp_label} PyTorch {labels[int(row.argmax())]}")
@@ -190,7 +201,10 @@ def main():
             t, _ = torch_logits(model, fe, [read16k(p)])
             diff_cls = max(diff_cls, float(np.abs(c - t).max()))
         ok &= mismatched == 0 and diff_cls <= args.tol
-        summary["classify"] = dict(files=len(clips), accuracy=acc, label_mismatches=mismatched,
+        counts = [sum(1 for p in clips if digit[p] == d) for d in range(10)]
+        per_digit_acc = {WORDS[d]: round(100.0 * per_digit[d] / max(1, counts[d]), 1) for d in range(10)}
+        summary["classify"] = dict(files=len(clips), accuracy=acc, per_digit_accuracy=per_digit_acc,
+                                   label_mismatches=mismatched,
                                    logits_max_abs_diff=diff_cls, parity_files=len(sub))
         print(f"classification ({args.classify.name}): {SPEAKER} accuracy {correct}/{len(clips)} = {acc:.1f}%; "
               f"C++ vs PyTorch: {mismatched} label mismatches, logits max abs diff {diff_cls:.2e} on {len(sub)} files")
@@ -212,11 +226,18 @@ def main():
             f = tmp / f"seq{k:03d}_{'_'.join(WORDS[d] for d in ds)}.wav"
             sf.write(str(f), np.clip(np.concatenate(parts), -1, 1), SR, subtype="PCM_16")
             seqs.append((f, " ".join(WORDS[d].upper() for d in ds)))
-        errs = words = mismatched = 0
+        errs = words = mismatched = errs_words = 0
         for i in range(0, len(seqs), args.chunk):
             chunk = seqs[i: i + args.chunk]
             res = cpp_json(args.bin, args.ctc, [f for f, _ in chunk])
-            pt, frames = torch_logits(model, fe, [read16k(f) for f, _ in chunk])
+            # the same files decoded with the digit words only (d2v-audio --words)
+            for (f, ref), r in zip(chunk, cpp_json(args.bin, args.ctc, [f for f, _ in chunk], ["--words", " ".join(WORDS)])):
+                errs_words += edit_distance(ref.split(), r["transcript"].split())
+            # one file per PyTorch pass: d2v-audio runs a CTC model file by file (as Transformers'
+            # ASR pipeline does), and a padded batch is not the same computation for this model
+            # (its second positional conv layer sees the first one's output on the padding)
+            per_file = [torch_logits(model, fe, [read16k(f)]) for f, _ in chunk]
+            pt, frames = [p[0][0] for p in per_file], [p[1][0] for p in per_file]
             for (f, ref), r, row, n in zip(chunk, res, pt, frames):
                 hyp = r["transcript"]
                 errs += edit_distance(ref.split(), hyp.split())
@@ -226,6 +247,7 @@ def main():
                     mismatched += 1
                     print(f"  transcript mismatch {f.name}: C++ '{hyp}' PyTorch '{pt_hyp}'")
         wer = 100.0 * errs / words
+        wer_words = 100.0 * errs_words / words
         sub = random.Random(8).sample(seqs, min(args.parity_files, len(seqs)))
         diff_ctc = 0.0
         for f, _ in sub:
@@ -233,16 +255,21 @@ def main():
             t, _ = torch_logits(model, fe, [read16k(f)])
             diff_ctc = max(diff_ctc, float(np.abs(c - t).max()))
         ok &= mismatched == 0 and diff_ctc <= args.tol
-        summary["ctc"] = dict(sequences=len(seqs), words=words, word_errors=errs, wer=wer,
+        summary["ctc"] = dict(sequences=len(seqs), words=words, word_errors=errs, wer=wer, wer_words=wer_words,
                               transcript_mismatches=mismatched, logits_max_abs_diff=diff_ctc, parity_files=len(sub))
-        print(f"CTC ({args.ctc.name}): {len(seqs)} sequences of 3-5 {SPEAKER} digits, WER {errs}/{words} = {wer:.1f}%; "
+        print(f"CTC ({args.ctc.name}): {len(seqs)} sequences of 3-5 {SPEAKER} digits, WER {errs}/{words} = {wer:.1f}% "
+              f"(with --words: {wer_words:.1f}%); "
               f"C++ vs PyTorch: {mismatched} transcript mismatches, logits max abs diff {diff_ctc:.2e} on {len(sub)} files")
 
     if args.min_accuracy is not None and acc < args.min_accuracy:
         ok = False
     if args.max_wer is not None and wer > args.max_wer:
         ok = False
-    print(json.dumps({"summary": summary, "pass": bool(ok), "seconds": round(time.time() - t0, 1)}, indent=2))
+    report = json.dumps({"speaker": SPEAKER, "summary": summary, "pass": bool(ok),
+                         "seconds": round(time.time() - t0, 1)}, indent=2)
+    print(report)
+    if args.json_out:
+        args.json_out.write_text(report)
     return 0 if ok else 1
 
 

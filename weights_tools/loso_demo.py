@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Leave-one-speaker-out measurement of the demo-model recipe (weights_tools/train_demo.py).
+
+For each FSDD speaker: train both demo models on the other four speakers (plus the synthetic
+voices), convert them with weights_tools/convert.py, and measure them on the held-out speaker with
+the C++ ``d2v-audio`` (weights_tools/eval_demo.py --speaker). Prints and writes (WORK/loso.json)
+the per-speaker results, their mean and the worst speaker. ``--final`` also trains the shipped
+models on all five speakers in the same queue (WORK/all/*.gguf), so recipe and models match.
+
+Usage (reference venv: torch + transformers + soundfile + soxr + gguf; Debian packages espeak-ng,
+flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts)::
+
+    python weights_tools/loso_demo.py --work /tmp/d2v-loso [--jobs 2 --threads 1] [--final]
+
+Five folds plus the final run take about 2 hours on an idle 2-core machine (two runs at a time,
+one thread each: the small model and the single-threaded data pipeline use 2 threads poorly).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from demo_data import FSDD_SPEAKERS  # noqa: E402
+
+
+def log(*a):
+    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
+
+
+def run(cmd, logfile: Path):
+    with open(logfile, "a") as f:
+        f.write("$ " + " ".join(map(str, cmd)) + "\n")
+        f.flush()
+        p = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed ({p.returncode}); see {logfile}")
+
+
+def job(speaker: str, args) -> dict:
+    out = args.work / speaker
+    out.mkdir(parents=True, exist_ok=True)
+    logfile = out / "log.txt"
+    py = sys.executable
+    t0 = time.time()
+    held = speaker if speaker != "all" else "none"
+    log(f"{speaker}: training (log {logfile})")
+    run([py, HERE / "train_demo.py", "--out", out, "--held-out", held, "--threads", args.threads,
+         "--fsdd", args.fsdd, *(["--tts-cache", args.tts_cache] if args.tts_cache else []), *args.train_args], logfile)
+    for name in ("digits-ctc", "digits-classify"):
+        run([py, HERE / "convert.py", out / name, out / f"{name}.gguf"], logfile)
+    result = {"speaker": speaker, "train_seconds": round(time.time() - t0)}
+    if held != "none":
+        ev = out / "eval.json"
+        run([py, HERE / "eval_demo.py", "--bin", args.bin, "--speaker", speaker, "--fsdd", args.fsdd,
+             "--ctc", out / "digits-ctc.gguf", "--classify", out / "digits-classify.gguf",
+             "--parity-files", "5", "--threads", args.threads, "--json-out", ev], logfile)
+        summary = json.loads(ev.read_text())["summary"]
+        result.update(accuracy=summary["classify"]["accuracy"], wer=summary["ctc"]["wer"],
+                      per_digit_accuracy=summary["classify"]["per_digit_accuracy"])
+        log(f"{speaker}: accuracy {result['accuracy']:.1f} %, WER {result['wer']:.1f} % "
+            f"({time.time() - t0:.0f} s)")
+    else:
+        log(f"{speaker}: final models in {out} ({time.time() - t0:.0f} s)")
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--speakers", nargs="+", default=FSDD_SPEAKERS, choices=FSDD_SPEAKERS)
+    ap.add_argument("--final", action="store_true", help="also train the shipped models on all five speakers")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch and d2v-audio threads per job")
+    ap.add_argument("--fsdd", type=Path, default=HERE.parent.parent / "shared/data/speech/fsdd")
+    ap.add_argument("--bin", type=Path, default=HERE.parent / "build/d2v-audio")
+    ap.add_argument("--tts-cache", type=Path, help="default: WORK/tts")
+    ap.add_argument("--min-accuracy", type=float, help="fail if the mean accuracy is below (%%)")
+    ap.add_argument("--max-wer", type=float, help="fail if the mean WER is above (%%)")
+    ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: passed on to train_demo.py")
+    args = ap.parse_args()
+    args.train_args = [a for a in args.train_args if a != "--"]
+    args.tts_cache = args.tts_cache or args.work / "tts"
+    if not args.bin.exists():
+        ap.error(f"{args.bin} not found (scripts/build.sh build -- d2v-audio)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    # one synthesis for every job (it does not depend on the held-out speaker)
+    subprocess.run([sys.executable, str(HERE / "train_demo.py"), "--prepare-tts", "--tts-cache", str(args.tts_cache),
+                    *args.train_args], check=True)
+    jobs = (["all"] if args.final else []) + list(args.speakers)
+    t0 = time.time()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda s: job(s, args), jobs))
+    folds = [r for r in results if r["speaker"] != "all"]
+    report = {"folds": folds, "seconds": round(time.time() - t0), "train_args": args.train_args}
+    ok = True
+    if folds:
+        acc = [r["accuracy"] for r in folds]
+        wer = [r["wer"] for r in folds]
+        report.update(mean_accuracy=sum(acc) / len(acc), worst_accuracy=min(acc),
+                      worst_accuracy_speaker=folds[acc.index(min(acc))]["speaker"],
+                      mean_wer=sum(wer) / len(wer), worst_wer=max(wer),
+                      worst_wer_speaker=folds[wer.index(max(wer))]["speaker"])
+        print(f"\n| held-out speaker | accuracy % | WER % |\n|---|---|---|")
+        for r in folds:
+            print(f"| {r['speaker']} | {r['accuracy']:.1f} | {r['wer']:.1f} |")
+        print(f"| **mean** | **{report['mean_accuracy']:.1f}** | **{report['mean_wer']:.1f}** |")
+        print(f"| worst | {report['worst_accuracy']:.1f} ({report['worst_accuracy_speaker']}) | "
+              f"{report['worst_wer']:.1f} ({report['worst_wer_speaker']}) |")
+        ok &= args.min_accuracy is None or report["mean_accuracy"] >= args.min_accuracy
+        ok &= args.max_wer is None or report["mean_wer"] <= args.max_wer
+    (args.work / "loso.json").write_text(json.dumps(report, indent=2))
+    log(f"wrote {args.work / 'loso.json'} ({report['seconds']} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
