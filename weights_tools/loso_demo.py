@@ -61,14 +61,18 @@ def job(speaker: str, args) -> dict:
         run([py, HERE / "eval_demo.py", "--bin", args.bin, "--speaker", speaker, "--fsdd", args.fsdd,
              "--ctc", out / "digits-ctc.gguf", "--classify", out / "digits-classify.gguf",
              "--parity-files", "5", "--threads", args.threads, "--json-out", ev], logfile)
-        summary = json.loads(ev.read_text())["summary"]
-        result.update(accuracy=summary["classify"]["accuracy"], wer=summary["ctc"]["wer"],
-                      per_digit_accuracy=summary["classify"]["per_digit_accuracy"])
+        result.update(fold_result(ev))
         log(f"{speaker}: accuracy {result['accuracy']:.1f} %, WER {result['wer']:.1f} % "
-            f"({time.time() - t0:.0f} s)")
+            f"({result['wer_words']:.1f} % with --words) ({time.time() - t0:.0f} s)")
     else:
         log(f"{speaker}: final models in {out} ({time.time() - t0:.0f} s)")
     return result
+
+
+def fold_result(eval_json: Path) -> dict:
+    summary = json.loads(eval_json.read_text())["summary"]
+    return dict(accuracy=summary["classify"]["accuracy"], wer=summary["ctc"]["wer"],
+                wer_words=summary["ctc"]["wer_words"], per_digit_accuracy=summary["classify"]["per_digit_accuracy"])
 
 
 def main():
@@ -83,10 +87,16 @@ def main():
     ap.add_argument("--tts-cache", type=Path, help="default: WORK/tts")
     ap.add_argument("--min-accuracy", type=float, help="fail if the mean accuracy is below (%%)")
     ap.add_argument("--max-wer", type=float, help="fail if the mean WER is above (%%)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: summarise the folds already measured in WORK (WORK/SPEAKER/eval.json)")
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: passed on to train_demo.py")
     args = ap.parse_args()
     args.train_args = [a for a in args.train_args if a != "--"]
     args.tts_cache = args.tts_cache or args.work / "tts"
+    if args.report_only:
+        folds = [{"speaker": s, **fold_result(args.work / s / "eval.json")} for s in args.speakers
+                 if (args.work / s / "eval.json").exists()]
+        return report(folds, args, 0)
     if not args.bin.exists():
         ap.error(f"{args.bin} not found (scripts/build.sh build -- d2v-audio)")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -97,22 +107,31 @@ def main():
     t0 = time.time()
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda s: job(s, args), jobs))
-    folds = [r for r in results if r["speaker"] != "all"]
-    report = {"folds": folds, "seconds": round(time.time() - t0), "train_args": args.train_args}
+    return report([r for r in results if r["speaker"] != "all"], args, time.time() - t0)
+
+
+def report(folds, args, seconds) -> int:
+    """Prints the table, writes WORK/loso.json; 0 unless a --min-accuracy / --max-wer is missed."""
+    report = {"folds": folds, "seconds": round(seconds), "train_args": args.train_args}
     ok = True
     if folds:
         acc = [r["accuracy"] for r in folds]
         wer = [r["wer"] for r in folds]
+        wer_words = [r["wer_words"] for r in folds]
         report.update(mean_accuracy=sum(acc) / len(acc), worst_accuracy=min(acc),
                       worst_accuracy_speaker=folds[acc.index(min(acc))]["speaker"],
                       mean_wer=sum(wer) / len(wer), worst_wer=max(wer),
-                      worst_wer_speaker=folds[wer.index(max(wer))]["speaker"])
-        print(f"\n| held-out speaker | accuracy % | WER % |\n|---|---|---|")
+                      worst_wer_speaker=folds[wer.index(max(wer))]["speaker"],
+                      mean_wer_words=sum(wer_words) / len(wer_words), worst_wer_words=max(wer_words),
+                      worst_wer_words_speaker=folds[wer_words.index(max(wer_words))]["speaker"])
+        print("\n| held-out speaker | accuracy % | WER % | WER % with --words |\n|---|---|---|---|")
         for r in folds:
-            print(f"| {r['speaker']} | {r['accuracy']:.1f} | {r['wer']:.1f} |")
-        print(f"| **mean** | **{report['mean_accuracy']:.1f}** | **{report['mean_wer']:.1f}** |")
+            print(f"| {r['speaker']} | {r['accuracy']:.1f} | {r['wer']:.1f} | {r['wer_words']:.1f} |")
+        print(f"| **mean** | **{report['mean_accuracy']:.1f}** | **{report['mean_wer']:.1f}** | "
+              f"**{report['mean_wer_words']:.1f}** |")
         print(f"| worst | {report['worst_accuracy']:.1f} ({report['worst_accuracy_speaker']}) | "
-              f"{report['worst_wer']:.1f} ({report['worst_wer_speaker']}) |")
+              f"{report['worst_wer']:.1f} ({report['worst_wer_speaker']}) | "
+              f"{report['worst_wer_words']:.1f} ({report['worst_wer_words_speaker']}) |")
         ok &= args.min_accuracy is None or report["mean_accuracy"] >= args.min_accuracy
         ok &= args.max_wer is None or report["mean_wer"] <= args.max_wer
     (args.work / "loso.json").write_text(json.dumps(report, indent=2))
