@@ -14,11 +14,13 @@ have been trained on (train_demo.py --held-out; weights_tools/loso_demo.py runs 
   accuracy of the top label printed by ``d2v-audio --json``, overall and per digit.
 * CTC: 500 sequences of 3-5 digits built deterministically (seed 2024) from yweweler's clips,
   resampled to 16 kHz with soxr (HQ), joined with 0.05-0.25 s of silence, written as 16 kHz PCM16
-  WAVs to a temporary folder; word error rate of the ``d2v-audio --json`` transcripts.
+  WAVs to a temporary folder; word error rate of the ``d2v-audio --json`` transcripts, greedy and
+  with ``--words`` (the ten digit words).
 * parity: the PyTorch model is rebuilt from the same GGUF file (config + tensors) with
   Transformers, fed by the same files (soundfile + soxr HQ + Wav2Vec2FeatureExtractor from the
-  file's preprocessor config) in the same padded batches; its top labels / greedy transcripts must
-  equal the C++ ones on every file, and on 30 files per model (one file per run,
+  file's preprocessor config), in the same padded batches for the classifier and file by file for
+  CTC (as d2v-audio runs each); its top labels / greedy transcripts must equal the C++ ones on
+  every file, and on 30 files per model (one file per run,
   ``d2v-audio --dump``) the logits must agree to ``--tol`` (default 1e-4) max abs difference.
 
 Exit status 0 only if the parity checks pass (the metrics are reported, not enforced, unless
