@@ -128,6 +128,12 @@ TEST(LexiconDecoder, SpellsOnlyListedWords) {
 
     EXPECT_EQ(ctc.decode(lexicon.best_path(frames_favouring(spell({"_", "_", "_"}), 5.0f).data(), 3, kWidth)), "");
     EXPECT_TRUE(lexicon.best_path(nullptr, 0, kWidth).empty());
+
+    // not-a-number logits, or logits narrower than the vocabulary: an error, not a wild read
+    std::vector<float> broken = frames_favouring(spell({"O", "N", "E"}), 5.0f);
+    broken[4] = std::nanf("");
+    EXPECT_THROW(lexicon.best_path(broken.data(), 3, kWidth), d2v::Error);
+    EXPECT_THROW(lexicon.best_path(logits.data(), 6, 8), d2v::Error);
 }
 
 TEST(LexiconDecoder, RefusesWordsTheVocabularyCannotSpell) {

@@ -35,6 +35,7 @@ public:
             std::vector<int64_t> ids = spell(ctc, word);
             letters += ids.size();
             if (letters > kMaxLetters) throw Error("the word list has more than " + std::to_string(kMaxLetters) + " letters; it is meant for small vocabularies");
+            for (int64_t i : ids) max_id_ = std::max(max_id_, i);
             words_.push_back({int64_t(states_), ids});
             states_ += 2 * ids.size() - 1;
         }
@@ -43,6 +44,7 @@ public:
     // logits: [frames, width] row-major; width must be the vocabulary size the decoder was built on.
     std::vector<int64_t> best_path(const float* logits, int64_t frames, int64_t width) const {
         if (frames <= 0) return {};
+        if (width <= std::max({max_id_, blank_, delimiter_})) throw Error("CTC logits are narrower than the vocabulary the word list was spelled with");
         const int64_t S = int64_t(states_);
         const float kNone = -std::numeric_limits<float>::infinity();
         std::vector<float> score(static_cast<size_t>(S), kNone), next(static_cast<size_t>(S));
@@ -118,6 +120,7 @@ public:
             const int64_t last = w.first + 2 * int64_t(w.ids.size()) - 2;
             if (score[size_t(last)] > v) v = score[size_t(last)], s = last;
         }
+        if (s < 0) throw Error("CTC logits are not finite; cannot decode with a word list");
         std::vector<int64_t> path(static_cast<size_t>(frames));
         for (int64_t t = frames - 1; t >= 0; --t) {
             path[size_t(t)] = token_of(s);
@@ -171,7 +174,7 @@ private:
         return offset % 2 ? blank_ : w.ids[size_t(offset / 2)];
     }
 
-    int64_t blank_ = -1, delimiter_ = -1;
+    int64_t blank_ = -1, delimiter_ = -1, max_id_ = -1;
     size_t states_ = 4;
     std::vector<Word> words_;
 };
