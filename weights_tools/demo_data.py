@@ -77,6 +77,17 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(x, SR, SR / factor, quality="HQ").astype(np.float32)
 
 
+def edit_distance(a, b) -> int:
+    """Levenshtein distance of two sequences (words, for the word error rate)."""
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[-1]
+
+
 # ----------------------------------------------------------------------------- synthetic voices
 
 def espeak_variants():

@@ -39,32 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
+from demo_data import SR, WORDS, edit_distance, fsdd_clips, read16k
+
 sys.dont_write_bytecode = True
-SR = 16000
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def edit_distance(a, b) -> int:
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[-1]
-
-
-def read16k(path) -> np.ndarray:
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    if sr != SR:
-        x = soxr.resample(x, sr, SR, quality="HQ")
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
 # ----------------------------------------------------------------------------- PyTorch from GGUF
 
 def torch_model_from_gguf(path: Path):
@@ -170,7 +149,7 @@ def main():
     t0 = time.time()
     ok = True
 
-    clips = sorted(args.fsdd.glob(f"*_{SPEAKER}_*.wav"), key=lambda p: (int(p.name.split("_")[0]), int(p.stem.split("_")[2])))
+    clips = fsdd_clips(args.fsdd, SPEAKER)
     if len(clips) != 500:
         print(f"eval_demo.py: warning: {len(clips)} {SPEAKER} clips (expected 500)", file=sys.stderr)
     digit = {p: int(p.name.split("_")[0]) for p in clips}

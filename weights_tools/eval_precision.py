@@ -48,8 +48,6 @@ ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
 OUTTYPES = ("f32", "bf16", "q8")
 TARGET = {"bf16": 0.999, "q8": 0.99}
-SR = 16000
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def run(cmd, **kw):
@@ -164,26 +162,6 @@ def eval_base(build: Path, work: Path) -> bool:
 
 # ----------------------------------------------------------------------------- (b) demo models
 
-def read16k(path) -> np.ndarray:
-    import soundfile as sf
-    import soxr
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != SR:
-        x = soxr.resample(x, sr, SR, quality="HQ")
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def edit_distance(a, b) -> int:
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[-1]
-
-
 def cpp_results(binary, model, files, chunk=50):
     out = []
     for i in range(0, len(files), chunk):
@@ -194,6 +172,7 @@ def cpp_results(binary, model, files, chunk=50):
 
 def eval_demo(build: Path, work: Path) -> bool:
     import soundfile as sf
+    from demo_data import SR, WORDS, edit_distance, read16k
     binary = build / "d2v-audio"
     models = {}
     for name in ("digits-classify", "digits-ctc"):

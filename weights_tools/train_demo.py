@@ -48,7 +48,7 @@ from transformers import logging as hf_logging
 from transformers import (Data2VecAudioConfig, Data2VecAudioForCTC, Data2VecAudioForSequenceClassification,
                           Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor)
 
-from demo_data import (FSDD_SPEAKERS, SR, WORDS, Augment, espeak, length_bucketed, load_fsdd,
+from demo_data import (FSDD_SPEAKERS, SR, WORDS, Augment, edit_distance, espeak, length_bucketed, load_fsdd,
                        synthetic_speech)
 
 
@@ -350,16 +350,6 @@ def main():
         fe.save_pretrained(cls_dir)
         log(f"saved {cls_dir}")
     log(f"done in {time.time() - t_start:.0f}s")
-
-
-def edit_distance(a, b) -> int:
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[-1]
 
 
 if __name__ == "__main__":
