@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,27 @@ constexpr int kExitUsage = 2;  // bad command line
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// --words "W1 W2 ..." (the option's value) or --lexicon FILE (white-space separated words; a word
+// list, so a few MB at most): the word list of CTC decoding (d2v/audio/lexicon_decoder.h).
+inline std::vector<std::string> word_list_option(const std::string& option, const std::string& value) {
+    std::string text = value;
+    if (option == "--lexicon") {
+        constexpr std::streamsize kMaxBytes = 4 << 20;
+        std::ifstream in(value, std::ios::binary);
+        if (!in) throw d2v::Error(value + ": cannot open the word list");
+        text.assign(size_t(kMaxBytes) + 1, '\0');
+        in.read(text.data(), kMaxBytes + 1);
+        if (in.gcount() > kMaxBytes) throw d2v::Error(value + ": word list larger than 4 MB");
+        text.resize(size_t(in.gcount()));
+    }
+    std::istringstream in(text);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    if (words.empty() && option == "--lexicon") throw d2v::Error(value + ": the word list is empty");
+    if (words.empty()) throw UsageError(option + " needs at least one word");
+    return words;
+}
 
 inline int default_threads() {
     const unsigned n = std::thread::hardware_concurrency();

@@ -5,10 +5,8 @@
 // ASR pipeline does (d2v/audio/chunking.h), decoded as they are read; one-pass heads and options
 // run all files as one padded batch, refusing a file whose pass would not fit in memory.
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "cli_common.h"
 #include "d2v/audio/audio_io.h"
@@ -76,21 +74,6 @@ struct Options {
     std::vector<std::string> files, labels, words;  // words: --words / --lexicon
 };
 
-// --lexicon FILE: white-space separated words; a word list, so a few MB at most.
-std::vector<std::string> read_word_list(const std::string& path) {
-    constexpr std::streamsize kMaxBytes = 4 << 20;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open the word list");
-    std::string text(size_t(kMaxBytes) + 1, '\0');
-    in.read(text.data(), kMaxBytes + 1);
-    if (in.gcount() > kMaxBytes) throw Error(path + ": word list larger than 4 MB");
-    text.resize(size_t(in.gcount()));
-    std::istringstream words(text);
-    std::vector<std::string> out;
-    for (std::string w; words >> w;) out.push_back(w);
-    if (out.empty()) throw Error(path + ": the word list is empty");
-    return out;
-}
 
 // A number of seconds (fractions allowed); kept here: cli_common.h parses integers only.
 double seconds_value(cli::Args& args, const std::string& option) {
@@ -128,14 +111,7 @@ Options parse(int argc, char** argv) {
         } else if (a == "--timestamps") o.timestamps = true;
         else if (a == "--words" || a == "--lexicon") {
             if (!o.words.empty()) throw cli::UsageError("give one word list (--words or --lexicon)");
-            const std::string v = args.value(a);
-            if (a == "--lexicon") {
-                o.words = read_word_list(v);
-            } else {
-                std::istringstream in(v);
-                for (std::string w; in >> w;) o.words.push_back(w);
-                if (o.words.empty()) throw cli::UsageError("--words needs at least one word");
-            }
+            o.words = cli::word_list_option(a, args.value(a));
         }
         else if (a.size() > 1 && a[0] == '-') throw cli::UsageError("unknown option '" + a + "'");
         else o.files.push_back(a);

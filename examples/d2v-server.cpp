@@ -49,6 +49,8 @@ options:
       --timeout S         seconds a request may wait and run, else 503 (default: 60; fractions allowed)
       --chunk S           audio: CTC / frame classification in chunks of S seconds, as d2v-audio
                           (default: 10; 0 = the whole file in one pass, up to a 1 GB memory budget)
+      --words "W1 W2 ..." audio CTC: transcribe with these words only (as d2v-audio --words)
+      --lexicon FILE      the same, words read from FILE (separated by white space)
       --api-key KEY       require "Authorization: Bearer KEY" (not for GET /health)
       --api-key-file F    the same, the key read from a file (keeps it out of the process list)
       --quiet             no per-request log lines on stderr
@@ -82,6 +84,9 @@ server::Options parse(int argc, char** argv) {
             o.chunk_seconds = std::strtod(v.c_str(), &end);
             if (v.empty() || *end != '\0' || !(o.chunk_seconds >= 0 && o.chunk_seconds <= 3600))
                 throw cli::UsageError("--chunk needs seconds between 0 and 3600, got '" + v + "'");
+        } else if (a == "--words" || a == "--lexicon") {
+            if (!o.words.empty()) throw cli::UsageError("give one word list (--words or --lexicon)");
+            o.words = cli::word_list_option(a, args.value(a));
         } else if (a == "--api-key") o.api_key = args.value(a);
         else if (a == "--api-key-file") key_file = args.value(a);
         else if (a == "--quiet") o.quiet = true;
@@ -240,7 +245,8 @@ int serve(const server::Options& o) {
         while (!o.debug_load_gate.empty() && !std::ifstream(o.debug_load_gate))
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         const std::string architecture = d2v::ModelFile(o.model).architecture();
-        if (architecture == "data2vec-audio") server::add_audio_routes(o.model, o.chunk_seconds, routes, info);
+        if (architecture == "data2vec-audio") server::add_audio_routes(o, routes, info);
+        else if (!o.words.empty()) throw d2v::Error("--words/--lexicon needs an audio CTC model; this file holds " + architecture);
         else if (architecture == "data2vec-text") server::add_text_routes(o.model, routes, info);
         else if (architecture == "data2vec-vision") server::add_vision_routes(o.model, routes, info);
         else throw d2v::Error(o.model + " holds a '" + architecture + "' model, not data2vec-audio, -text or -vision");

@@ -121,6 +121,28 @@ TEST(ServerAudio, TranscriptionsEqualTheCli) {
     expect_error(c.Get("/v1/audio/transcriptions"), 405, "method_not_allowed");
 }
 
+TEST(ServerAudio, WordListTranscriptionsEqualTheCli) {
+    const std::string model = std::string(D2V_SOURCE_DIR) + "/models/digits-ctc.gguf";
+    const std::string sample = std::string(D2V_SOURCE_DIR) + "/samples/three_one_four.wav";
+    for (const std::string words : {"zero one two three four five six seven eight nine", "one four"}) {
+        ServerProcess s("--quiet --words " + quoted(words) + " -m " + model);
+        ASSERT_TRUE(s.ready) << s.log();
+        const Json cli = cli_json(D2V_AUDIO_CLI, "--json --timestamps --words " + quoted(words) + " -m " + model + " " + sample)["results"][0];
+        const Json v = json_of(s.client().Post("/v1/audio/transcriptions", upload_form(sample, "verbose_json")));
+        EXPECT_EQ(v["text"], cli["transcript"]) << words;
+        EXPECT_EQ(v["words"].size(), cli["words"].size()) << words;
+        EXPECT_EQ(json_of(s.client().Get("/info"))["words"].size(), words == "one four" ? 2u : 10u);
+        if (words == "one four") EXPECT_EQ(v["text"].get<std::string>().find("THREE"), std::string::npos) << v;
+        else EXPECT_EQ(v["text"], "THREE ONE FOUR");
+    }
+    // a word list needs a CTC model whose vocabulary spells every word: exit 1 while loading
+    for (const std::string& args : {"--words one -m " + std::string(D2V_SOURCE_DIR) + "/models/digits-classify.gguf",
+                                   "--words 'one zebra' -m " + model}) {
+        ServerProcess s(args, 60, false);
+        EXPECT_EQ(s.wait_exit(60), 1) << args << "\n" << s.log();
+    }
+}
+
 TEST(ServerAudio, ClassificationFramesAndXVectorEqualTheCli) {
     {
         const std::string model = fixture("audio/seqcls/model.gguf");

@@ -8,6 +8,7 @@
 
 #include "d2v/audio/audio_io.h"
 #include "d2v/audio/chunking.h"
+#include "d2v/audio/lexicon_decoder.h"
 #include "d2v/audio/pipeline.h"
 #include "d2v/kernels/ops.h"
 #include "server.h"
@@ -27,25 +28,50 @@ double frame_seconds(const AudioPipeline& pipe) {
 }
 
 struct Decoded {
-    std::vector<int64_t> ids;  // argmax per kept frame
+    std::vector<int64_t> ids;  // argmax per kept frame, or the word list's best path
     double seconds = 0;        // duration of the input
+};
+
+// Frame rows -> token ids: argmax, or with a word list the best path through its words (which
+// needs all rows at once: they are kept until the end of the upload).
+class FrameDecoder {
+public:
+    explicit FrameDecoder(const LexiconDecoder* lexicon) : lexicon_(lexicon) {}
+    void add(const float* rows, int64_t n, int64_t width, Decoded& d) {
+        width_ = width;
+        if (lexicon_) {
+            kept_.insert(kept_.end(), rows, rows + n * width);
+            return;
+        }
+        for (int64_t t = 0; t < n; ++t) {
+            const float* row = rows + t * width;
+            d.ids.push_back(int64_t(std::max_element(row, row + width) - row));
+        }
+    }
+    void finish(Decoded& d) const {
+        if (lexicon_ && width_ > 0) d.ids = lexicon_->best_path(kept_.data(), int64_t(kept_.size()) / width_, width_);
+    }
+
+private:
+    const LexiconDecoder* lexicon_;
+    std::vector<float> kept_;
+    int64_t width_ = 0;
 };
 
 d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes, int64_t* samples_read = nullptr);
 
 // One upload through the chunker, as d2v-audio's run_chunked: memory is one chunk. With
 // chunk_seconds 0, one pass over the whole upload (as d2v-audio --chunk 0), within the memory budget.
-Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes, double chunk_seconds) {
+Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes, double chunk_seconds,
+                    const LexiconDecoder* lexicon = nullptr) {
+    FrameDecoder frames(lexicon);
     if (chunk_seconds <= 0) {
         int64_t samples = 0;
         const auto out = run_whole(pipe, bytes, &samples);
         const auto& rows = out.at("logits");  // [1, frames, width]
         Decoded d;
-        const int64_t width = rows.shape[2];
-        for (int64_t t = 0; t < rows.shape[1]; ++t) {
-            const float* row = rows.data.data() + t * width;
-            d.ids.push_back(int64_t(std::max_element(row, row + width) - row));
-        }
+        frames.add(rows.data.data(), rows.shape[1], rows.shape[2], d);
+        frames.finish(d);
         d.seconds = double(samples) / double(pipe.sampling_rate());
         return d;
     }
@@ -58,11 +84,7 @@ Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes, double 
         Decoded out;
         auto on_chunk = [&](const AudioChunk& c) {
             const d2v::NdArray rows = chunk_frames(pipe, plan, c);
-            const int64_t width = rows.shape[1];
-            for (int64_t t = 0; t < rows.shape[0]; ++t) {
-                const float* row = rows.data.data() + t * width;
-                out.ids.push_back(int64_t(std::max_element(row, row + width) - row));
-            }
+            frames.add(rows.data.data(), rows.shape[0], rows.shape[1], out);
         };
         std::vector<float> block;
         while (reader.read(block)) {
@@ -72,6 +94,7 @@ Decoded run_chunked(const AudioPipeline& pipe, const std::string& bytes, double 
         if (reader.source_frames_decoded() == 0) throw d2v::Error("audio contains no samples");
         out.seconds = double(chunker.samples_seen()) / double(pipe.sampling_rate());
         chunker.finish(on_chunk);
+        frames.finish(out);
         return out;
     });
 }
@@ -92,8 +115,9 @@ d2v::NamedOutputs run_whole(const AudioPipeline& pipe, const std::string& bytes,
     });
 }
 
-Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const std::string& format, double chunk_seconds) {
-    const Decoded d = run_chunked(pipe, bytes, chunk_seconds);
+Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const std::string& format, double chunk_seconds,
+                    const LexiconDecoder* lexicon) {
+    const Decoded d = run_chunked(pipe, bytes, chunk_seconds, lexicon);
     const std::string text = pipe.decoder()->decode(d.ids);
     if (format == "text") return Reply{200, text + "\n", "text/plain; charset=utf-8", {}};
     if (format == "json") return json_reply({{"text", text}});
@@ -106,8 +130,17 @@ Reply transcription(const AudioPipeline& pipe, const std::string& bytes, const s
 
 }  // namespace
 
-void add_audio_routes(const std::string& model_path, double chunk_seconds, Routes& routes, Json& info) {
+void add_audio_routes(const Options& options, Routes& routes, Json& info) {
+    const std::string& model_path = options.model;
+    const double chunk_seconds = options.chunk_seconds;
     auto pipe = std::make_shared<const AudioPipeline>(model_path, "d2v-server");
+    std::shared_ptr<const LexiconDecoder> lexicon;
+    if (!options.words.empty()) {
+        if (pipe->head() != AudioHead::CTC || !pipe->decoder())
+            throw d2v::Error("--words/--lexicon needs a CTC model with a vocabulary; this file holds " + pipe->file().model_class());
+        lexicon = std::make_shared<const LexiconDecoder>(*pipe->decoder(), options.words);
+        info["words"] = options.words;
+    }
     info["sampling_rate"] = pipe->sampling_rate();
     info["labels"] = pipe->config().labels;
     if (chunk_seconds > 0 && chunkable_field(pipe->head())) {
@@ -118,16 +151,16 @@ void add_audio_routes(const std::string& model_path, double chunk_seconds, Route
     switch (pipe->head()) {
         case AudioHead::CTC:
             if (!pipe->decoder()) throw d2v::Error(model_path + ": model file has no CTC vocabulary (vocab.json) to decode with");
-            routes["POST /v1/audio/transcriptions"] = [pipe, chunk_seconds](const httplib::Request& req, Context& ctx) {
+            routes["POST /v1/audio/transcriptions"] = [pipe, chunk_seconds, lexicon](const httplib::Request& req, Context& ctx) {
                 if (!req.is_multipart_form_data())
                     throw HttpError(415, "unsupported_media_type", "this route takes multipart/form-data with a 'file' field");
                 std::string bytes = upload(req, "file", {});
                 const std::string format = form_value(req, "response_format", "json");
                 if (format != "json" && format != "text" && format != "verbose_json")
                     throw HttpError(400, "bad_request", "response_format must be json, text or verbose_json");
-                return ctx.run(req, [pipe, bytes = std::move(bytes), format, chunk_seconds, &ctx] {
+                return ctx.run(req, [pipe, bytes = std::move(bytes), format, chunk_seconds, lexicon, &ctx] {
                     ctx.metrics.items("/v1/audio/transcriptions", 1);
-                    return transcription(*pipe, bytes, format, chunk_seconds);
+                    return transcription(*pipe, bytes, format, chunk_seconds, lexicon.get());
                 });
             };
             break;

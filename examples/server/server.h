@@ -26,6 +26,7 @@ struct Options {
     int port = 8080, threads = 1, workers = 2, max_queue = 64, max_body_mb = 32;
     double timeout_s = 60;  // per request, queue wait included
     double chunk_seconds = 10;  // audio: chunk length for CTC / frame classification; 0 = one pass
+    std::vector<std::string> words;  // audio CTC: decode with these words only (--words / --lexicon)
     bool quiet = false;
     // Not in --help: the model load waits until this file exists, so a test can hold the server in
     // its loading state (GET /health 503) for exactly as long as it needs, with no timing guess.
@@ -122,7 +123,7 @@ bool valid_utf8(const std::string& s);
 int64_t char_offset(const std::string& s, int64_t byte);
 
 // One modality's routes, added for the head the model file holds (routes_*.cpp).
-void add_audio_routes(const std::string& model_path, double chunk_seconds, Routes& routes, Json& info);
+void add_audio_routes(const Options& options, Routes& routes, Json& info);
 void add_text_routes(const std::string& model_path, Routes& routes, Json& info);
 void add_vision_routes(const std::string& model_path, Routes& routes, Json& info);
 
