@@ -105,25 +105,26 @@ NB_MODULE(_d2v, m) {
         .def_prop_ro("model_class", &d2v::Model::model_class)
         .def_prop_ro("sampling_rate", &d2v::Model::sampling_rate)
         .def_prop_ro("labels", &d2v::Model::labels)
-        .def("run_audio", [](const d2v::Model& model, const std::vector<Wave>& waves, int top_k, bool hidden_states, bool attentions) {
+        .def("run_audio", [](const d2v::Model& model, const std::vector<Wave>& waves, int top_k, bool hidden_states, bool attentions,
+                             const std::vector<std::string>& words) {
             std::vector<std::vector<float>> copies;
             for (const auto& w : waves) copies.emplace_back(w.data(), w.data() + w.shape(0));
             d2v::Result r;
             {
                 nb::gil_scoped_release unlocked;
-                r = model.run_audio(copies, {top_k, hidden_states, attentions});
+                r = model.run_audio(copies, {top_k, hidden_states, attentions, words});
             }
             return to_python(std::move(r));
-        }, "waves"_a, "top_k"_a = 5, "hidden_states"_a = false, "attentions"_a = false)
+        }, "waves"_a, "top_k"_a = 5, "hidden_states"_a = false, "attentions"_a = false, "words"_a = std::vector<std::string>{})
         .def("run_audio_files", [](const d2v::Model& model, const std::vector<std::string>& paths, int top_k, bool hidden_states,
-                                   bool attentions) {
+                                   bool attentions, const std::vector<std::string>& words) {
             d2v::Result r;
             {
                 nb::gil_scoped_release unlocked;
-                r = model.run_audio_files(paths, {top_k, hidden_states, attentions});
+                r = model.run_audio_files(paths, {top_k, hidden_states, attentions, words});
             }
             return to_python(std::move(r));
-        }, "paths"_a, "top_k"_a = 5, "hidden_states"_a = false, "attentions"_a = false)
+        }, "paths"_a, "top_k"_a = 5, "hidden_states"_a = false, "attentions"_a = false, "words"_a = std::vector<std::string>{})
         .def("run_text", [](const d2v::Model& model, const std::string& text, const std::string& pair, const std::string& question,
                             const std::string& context, const std::vector<std::string>& choices, int top_k, bool truncate,
                             int64_t max_answer_length, int64_t max_new_tokens, bool sample, int64_t sample_top_k, float top_p,

@@ -1,6 +1,9 @@
 // The facade's audio side: AudioPipeline in, Result out (outputs named as Transformers, plus the
 // head's meaning: transcript, top-k labels, labelled frame segments).
+#include <optional>
+
 #include "api_internal.h"
+#include "d2v/audio/lexicon_decoder.h"
 #include "d2v/audio/pipeline.h"
 
 namespace d2v::api {
@@ -60,6 +63,12 @@ Result run_audio(const Model::Impl& impl, const std::vector<std::vector<float>>&
     const auto& cfg = pipe.config();
     r.seconds_per_frame = 1.0 / double(pipe.sampling_rate());
     for (auto s : cfg.conv_stride) r.seconds_per_frame *= double(s);
+    std::optional<audio::LexiconDecoder> lexicon;
+    if (!options.words.empty()) {
+        if (pipe.head() != audio::AudioHead::CTC || !pipe.decoder())
+            throw Error("a word list needs a CTC model with a vocabulary; this file holds " + pipe.file().model_class());
+        lexicon.emplace(*pipe.decoder(), options.words);
+    }
     r.items.resize(waves.size());
     for (size_t b = 0; b < waves.size(); ++b) {
         Item& item = r.items[b];
@@ -68,7 +77,9 @@ Result run_audio(const Model::Impl& impl, const std::vector<std::vector<float>>&
                 if (!pipe.decoder()) throw Error("model file has no CTC vocabulary (vocab.json) to decode with");
                 const auto& logits = out.at("logits");
                 const int64_t valid = audio::valid_frames(cfg, batch, logits.shape[1], cfg.add_adapter)[b];
-                item.text = pipe.decoder()->decode(frame_argmax(logits, b, valid));
+                const int64_t T = logits.shape[1], V = logits.shape[2];
+                item.text = pipe.decoder()->decode(lexicon ? lexicon->best_path(logits.data.data() + int64_t(b) * T * V, valid, V)
+                                                           : frame_argmax(logits, b, valid));
                 break;
             }
             case audio::AudioHead::SequenceClassification: {

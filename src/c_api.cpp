@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <sstream>
 #include <stdexcept>
 
 #include "d2v/d2v.hpp"
@@ -108,7 +109,10 @@ d2v_result* wrap(d2v::Result r) {
 
 d2v::AudioOptions audio_options(const d2v_audio_params* p) {
     const d2v_audio_params d = p ? *p : d2v_audio_default_params();
-    return {d.top_k, d.output_hidden_states != 0, d.output_attentions != 0};
+    std::vector<std::string> words;
+    std::istringstream in(d.words ? d.words : "");
+    for (std::string w; in >> w;) words.push_back(w);
+    return {d.top_k, d.output_hidden_states != 0, d.output_attentions != 0, words};
 }
 
 d2v::VisionOptions vision_options(const d2v_vision_params* p) {
@@ -154,7 +158,7 @@ const char* d2v_model_label(const d2v_model* m, size_t id) {
 
 d2v_audio_params d2v_audio_default_params(void) {
     const d2v::AudioOptions o;
-    return {o.top_k, o.hidden_states, o.attentions};
+    return {o.top_k, o.hidden_states, o.attentions, nullptr};
 }
 
 d2v_text_params d2v_text_default_params(void) {

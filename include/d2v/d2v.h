@@ -75,6 +75,7 @@ typedef struct d2v_audio_params {
     int top_k;                /* classification labels per item (5) */
     int output_hidden_states; /* also report hidden_states.<i> (0) */
     int output_attentions;    /* also report attentions.<i> (0) */
+    const char* words;        /* CTC: transcribe with only these words, separated by spaces (NULL: greedy) */
 } d2v_audio_params;
 
 typedef struct d2v_text_params {

@@ -85,6 +85,7 @@ struct Result {
 struct AudioOptions {
     int top_k = 5;  // classification labels per item
     bool hidden_states = false, attentions = false;
+    std::vector<std::string> words;  // CTC: transcribe with these words only (empty: greedy decoding)
 };
 
 // One text input and the fields its head needs.

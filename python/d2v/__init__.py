@@ -95,17 +95,21 @@ class Model:
     sampling_rate = property(lambda self: self._model.sampling_rate, doc="audio input rate in Hz (0 otherwise)")
     labels = property(lambda self: list(self._model.labels), doc="id2label")
 
-    def audio(self, inputs, *, top_k: int = 5, hidden_states: bool = False, attentions: bool = False) -> Result:
+    def audio(self, inputs, *, top_k: int = 5, hidden_states: bool = False, attentions: bool = False,
+              words: Sequence[str] | str = ()) -> Result:
         """Audio file path(s) (WAV/FLAC/OGG, resampled to sampling_rate), or one or several 1-D
-        float arrays already at sampling_rate. Several inputs are padded into one batch."""
+        float arrays already at sampling_rate. Several inputs are padded into one batch. words
+        (a list, or one string of words separated by spaces): CTC transcripts use only these words
+        (as d2v-audio --words)."""
+        words = words.split() if isinstance(words, str) else list(words)
         paths = _paths(inputs)
         if paths is not None:
-            return _result(_call(self._model.run_audio_files, paths, top_k, hidden_states, attentions))
+            return _result(_call(self._model.run_audio_files, paths, top_k, hidden_states, attentions, words))
         waves = [inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 1 else list(inputs)
         waves = [np.ascontiguousarray(w, dtype=np.float32) for w in waves]
         if any(w.ndim != 1 for w in waves):
             raise Error("audio arrays must be 1-D (mono samples)")
-        return _result(_call(self._model.run_audio, waves, top_k, hidden_states, attentions))
+        return _result(_call(self._model.run_audio, waves, top_k, hidden_states, attentions, words))
 
     def text(self, text: str = "", *, pair: str = "", question: str = "", context: str = "",
              choices: Sequence[str] = (), top_k: int = 5, truncate: bool = True, max_answer_length: int = 30,

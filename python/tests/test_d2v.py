@@ -106,6 +106,26 @@ def test_audio_array_equals_file():
     assert from_array.items[0]["text"] == from_file.items[0]["text"] != ""
 
 
+@pytest.mark.parametrize("words", ["zero one two three four five six seven eight nine", "one four"])
+def test_audio_word_list_equals_cli(words):
+    model_path = str(ROOT / "models" / "digits-ctc.gguf")
+    samples = [str(ROOT / "samples" / f) for f in ("three_one_four.wav", "seven.wav")]
+    cli = run_cli("d2v-audio", "-m", model_path, "--json", *whole_pass(), "--words", words, *samples)
+    assert cli.returncode == 0, cli.stderr
+    want = [r["transcript"] for r in json.loads(cli.stdout)["results"]]
+    model = d2v.Model(model_path)
+    assert [item["text"] for item in model.audio(samples, words=words).items] == want
+    assert [item["text"] for item in model.audio(samples, words=words.split()).items] == want
+    if words == "one four":
+        assert "THREE" not in want[0] and "SEVEN" not in want[1]
+    else:
+        assert want == ["THREE ONE FOUR", "SEVEN"]
+    with pytest.raises(d2v.Error, match="zebra"):
+        model.audio(samples, words=["zebra"])
+    with pytest.raises(d2v.Error, match="CTC"):
+        d2v.Model(str(ROOT / "models" / "digits-classify.gguf")).audio(samples, words=["one"])
+
+
 def test_threads_share_one_model():
     model = d2v.Model(FIXTURES / "audio" / "ctc" / "model.gguf")
     want = model.audio(JFK).outputs["logits"]

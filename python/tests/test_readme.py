@@ -34,3 +34,4 @@ def test_python_snippet(monkeypatch):
     printed = out.getvalue().splitlines()
     assert printed[0] == "SEVEN"
     assert printed[1].startswith("(1, ") and printed[1].endswith(")")
+    assert printed[2] == "THREE ONE FOUR"

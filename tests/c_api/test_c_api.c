@@ -198,6 +198,45 @@ static void test_audio(void) {
         d2v_result_free(jobs[t].result);
     }
 
+    /* A word list: the plain words of the greedy transcript (special tokens such as </s> are not
+       letters). Every word of the result must be one of them; a word the vocabulary cannot spell
+       is an input error. */
+    char* list = calloc(strlen(transcript ? transcript : "") + 2, 1);
+    if (transcript) {
+        char* copy = malloc(strlen(transcript) + 1);
+        strcpy(copy, transcript);
+        for (char* w = strtok(copy, " "); w; w = strtok(NULL, " "))
+            if (!strchr(w, '<')) strcat(strcat(list, w), " ");
+        free(copy);
+    }
+    CHECK(strlen(list) > 0, "the reference transcript has no plain word to list");
+    if (strlen(list) > 0) {
+        d2v_audio_params params = d2v_audio_default_params();
+        CHECK(params.words == NULL, "default word list");
+        params.words = list;
+        const float* clip[1] = {samples};
+        d2v_result* listed = NULL;
+        CHECK(d2v_run_audio(model, clip, &raw.size, 1, &params, &listed) == D2V_OK, "run_audio with words: %s", d2v_last_error());
+        d2v_item item;
+        if (listed && d2v_result_item(listed, 0, &item) == D2V_OK) {
+            CHECK(strlen(item.text) > 0, "empty transcript with a word list");
+            char* copy = malloc(strlen(item.text) + 1);
+            strcpy(copy, item.text);
+            for (char* w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
+                const size_t n = strlen(w);
+                int found = 0;
+                for (const char* at = strstr(list, w); at && !found; at = strstr(at + 1, w))
+                    found = (at == list || at[-1] == ' ') && at[n] == ' ';
+                CHECK(found, "word '%s' is not in the list", w);
+            }
+            free(copy);
+        }
+        d2v_result_free(listed);
+        params.words = "\xe2\x98\x83"; /* a snowman: in no CTC vocabulary here */
+        CHECK(d2v_run_audio(model, clip, &raw.size, 1, &params, &listed) == D2V_ERROR_INPUT, "unspellable word accepted");
+    }
+    free(list);
+
     /* Errors: a missing file, a clip shorter than the conv stack's receptive field, a text call. */
     d2v_result* r = (d2v_result*)1;
     const char* missing[] = {"/nonexistent/a.wav"};
