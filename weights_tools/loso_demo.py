@@ -12,8 +12,9 @@ flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts)::
 
     python weights_tools/loso_demo.py --work /tmp/d2v-loso [--jobs 2 --threads 1] [--final]
 
-Five folds plus the final run take about 2 hours on an idle 2-core machine (two runs at a time,
-one thread each: the small model and the single-threaded data pipeline use 2 threads poorly).
+Five folds plus the final run take about 3 hours on an idle 2-core machine with train_demo.py's
+defaults (two runs at a time, one thread each, about 55 min per run: the small model and the
+single-threaded data pipeline use 2 threads poorly).
 """
 from __future__ import annotations
 

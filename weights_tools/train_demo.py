@@ -27,8 +27,9 @@ example is augmented (demo_data.Augment): speed x0.78-1.22, a duller channel, a 
 tilt, 0-0.5 s of silence around it, a synthetic room (35 %), white/pink/brown noise at 5-50 dB SNR,
 and a level from peak 0.006 up to clipping; batches group examples of similar length. Every stage
 runs a fixed number of steps with fixed seeds; ``--resume-stage3`` reruns only stage 3 from
-OUT/digits-ctc, exactly as a full run continues. About 30 minutes per run on one core (two runs
-side by side on the 2-core machine).
+OUT/digits-ctc, exactly as a full run continues. About 55 minutes per run on one core (two runs
+side by side on the 2-core machine); ``--cls-steps 600 --ctc-steps 2000 --cls2-steps 500`` takes 25
+minutes and measured worse (models/README.md).
 """
 from __future__ import annotations
 
@@ -158,12 +159,12 @@ def main():
                          "as the shipped models are)")
     ap.add_argument("--tts-cache", type=Path, help="folder to keep the synthetic speech in (shared between runs)")
     ap.add_argument("--prepare-tts", action="store_true", help="only synthesise the speech into --tts-cache")
-    ap.add_argument("--cls-steps", type=int, default=600, help="stage 1 steps")
-    ap.add_argument("--ctc-steps", type=int, default=2000, help="stage 2 steps")
+    ap.add_argument("--cls-steps", type=int, default=1200, help="stage 1 steps")
+    ap.add_argument("--ctc-steps", type=int, default=3600, help="stage 2 steps")
     ap.add_argument("--ctc-short-steps", type=int, default=600,
                     help="stage 2 steps on sequences of one or two digits before the full mix")
     ap.add_argument("--ctc-lr", type=float, default=1e-3, help="stage 2 peak learning rate")
-    ap.add_argument("--cls2-steps", type=int, default=500, help="stage 3 steps (0: ship the stage-1 classifier)")
+    ap.add_argument("--cls2-steps", type=int, default=1200, help="stage 3 steps (0: ship the stage-1 classifier)")
     ap.add_argument("--resume-stage3", action="store_true",
                     help="skip stages 1-2 and run stage 3 from OUT/digits-ctc (as a full run would)")
     ap.add_argument("--batch", type=int, default=16)
