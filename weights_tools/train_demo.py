@@ -20,8 +20,9 @@ FSDD's). Everything is resampled to 16 kHz with soxr (HQ), as the C++ reader doe
 
 Stage 1 trains the digit classifier from random initialisation on single clips. Stage 2 trains the
 CTC model on sequences of 1-5 digits (concatenated clips with random gaps, and whole synthetic
-phrases; its first 600 steps on one or two digits only); its backbone starts from the stage-1 backbone (our own weights, no external pretraining),
-its lm_head starts random, and the whole model is trained. Stage 3 trains the shipped digit
+phrases; its first 600 steps on one or two digits only); its backbone starts from the stage-1
+backbone (our own weights, no external pretraining), its lm_head starts random, and the whole model
+is trained. Stage 3 trains the shipped digit
 classifier once more from the stage-2 backbone (new projector/classifier) on single clips. Every
 example is augmented (demo_data.Augment): speed x0.78-1.22, a duller channel, a random spectral
 tilt, 0-0.5 s of silence around it, a synthetic room (35 %), white/pink/brown noise at 5-50 dB SNR,
