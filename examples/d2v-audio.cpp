@@ -74,7 +74,6 @@ struct Options {
     std::vector<std::string> files, labels, words;  // words: --words / --lexicon
 };
 
-
 // A number of seconds (fractions allowed); kept here: cli_common.h parses integers only.
 double seconds_value(cli::Args& args, const std::string& option) {
     const std::string v = args.value(option);
