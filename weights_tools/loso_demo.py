@@ -113,13 +113,13 @@ def main():
 
 def report(folds, args, seconds) -> int:
     """Prints the table, writes WORK/loso.json; 0 unless a --min-accuracy / --max-wer is missed."""
-    report = {"folds": folds, "seconds": round(seconds), "train_args": args.train_args}
+    summary = {"folds": folds, "seconds": round(seconds), "train_args": args.train_args}
     ok = True
     if folds:
         acc = [r["accuracy"] for r in folds]
         wer = [r["wer"] for r in folds]
         wer_words = [r["wer_words"] for r in folds]
-        report.update(mean_accuracy=sum(acc) / len(acc), worst_accuracy=min(acc),
+        summary.update(mean_accuracy=sum(acc) / len(acc), worst_accuracy=min(acc),
                       worst_accuracy_speaker=folds[acc.index(min(acc))]["speaker"],
                       mean_wer=sum(wer) / len(wer), worst_wer=max(wer),
                       worst_wer_speaker=folds[wer.index(max(wer))]["speaker"],
@@ -128,15 +128,15 @@ def report(folds, args, seconds) -> int:
         print("\n| held-out speaker | accuracy % | WER % | WER % with --words |\n|---|---|---|---|")
         for r in folds:
             print(f"| {r['speaker']} | {r['accuracy']:.1f} | {r['wer']:.1f} | {r['wer_words']:.1f} |")
-        print(f"| **mean** | **{report['mean_accuracy']:.1f}** | **{report['mean_wer']:.1f}** | "
-              f"**{report['mean_wer_words']:.1f}** |")
-        print(f"| worst | {report['worst_accuracy']:.1f} ({report['worst_accuracy_speaker']}) | "
-              f"{report['worst_wer']:.1f} ({report['worst_wer_speaker']}) | "
-              f"{report['worst_wer_words']:.1f} ({report['worst_wer_words_speaker']}) |")
-        ok &= args.min_accuracy is None or report["mean_accuracy"] >= args.min_accuracy
-        ok &= args.max_wer is None or report["mean_wer"] <= args.max_wer
-    (args.work / "loso.json").write_text(json.dumps(report, indent=2))
-    log(f"wrote {args.work / 'loso.json'} ({report['seconds']} s)")
+        print(f"| **mean** | **{summary['mean_accuracy']:.1f}** | **{summary['mean_wer']:.1f}** | "
+              f"**{summary['mean_wer_words']:.1f}** |")
+        print(f"| worst | {summary['worst_accuracy']:.1f} ({summary['worst_accuracy_speaker']}) | "
+              f"{summary['worst_wer']:.1f} ({summary['worst_wer_speaker']}) | "
+              f"{summary['worst_wer_words']:.1f} ({summary['worst_wer_words_speaker']}) |")
+        ok &= args.min_accuracy is None or summary["mean_accuracy"] >= args.min_accuracy
+        ok &= args.max_wer is None or summary["mean_wer"] <= args.max_wer
+    (args.work / "loso.json").write_text(json.dumps(summary, indent=2))
+    log(f"wrote {args.work / 'loso.json'} ({summary['seconds']} s)")
     return 0 if ok else 1
 
 

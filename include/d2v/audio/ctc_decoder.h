@@ -91,9 +91,9 @@ public:
             if (c >= 0xF0) len = 4; else if (c >= 0xE0) len = 3; else if (c >= 0xC0) len = 2;
             std::string ch = text.substr(i, len);
             if (ch == " ") ch = delimiter_;
-            auto it = std::find(tokens_.begin(), tokens_.end(), ch);
-            if (it == tokens_.end()) throw Error("character '" + ch + "' is not in the CTC vocabulary");
-            ids.push_back(int64_t(it - tokens_.begin()));
+            const int64_t id = id_of(ch);
+            if (id < 0) throw Error("character '" + ch + "' is not in the CTC vocabulary");
+            ids.push_back(id);
             i += len;
         }
         return ids;

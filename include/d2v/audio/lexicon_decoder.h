@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "d2v/audio/ctc_decoder.h"
+#include "d2v/kernels/ops.h"
 
 namespace d2v::audio {
 
@@ -52,7 +53,8 @@ public:
         std::vector<float> logp(static_cast<size_t>(width));
 
         for (int64_t t = 0; t < frames; ++t) {
-            log_softmax(logits + t * width, width, logp);
+            std::copy(logits + t * width, logits + (t + 1) * width, logp.begin());
+            log_softmax_inplace(logp.data(), width);
             const float blank = logp[size_t(blank_)], delim = logp[size_t(delimiter_)];
             int32_t* back = from.data() + t * S;
             auto set = [&](int64_t s, float value, int64_t pred, float emit) {
@@ -154,14 +156,6 @@ private:
             return ids;
         }
         throw Error("the word list entry '" + word + "' has a character the CTC vocabulary lacks (tried as written, in upper and in lower case)");
-    }
-
-    static void log_softmax(const float* row, int64_t width, std::vector<float>& out) {
-        const float top = *std::max_element(row, row + width);
-        double sum = 0;
-        for (int64_t j = 0; j < width; ++j) sum += std::exp(double(row[j] - top));
-        const float norm = top + float(std::log(sum));
-        for (int64_t j = 0; j < width; ++j) out[size_t(j)] = row[j] - norm;
     }
 
     int64_t token_of(int64_t state) const {
