@@ -177,8 +177,23 @@ TEST(LexiconDecoder, AudioCliDecodesWithAWordList) {
     EXPECT_NE(r.output.find("zebra"), std::string::npos) << r.output;
     r = run_program(D2V_AUDIO_CLI, "-m " + model + " --lexicon /nonexistent/words.txt " + sample);
     EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("cannot open the word list"), std::string::npos) << r.output;
+    const std::string empty = testing::TempDir() + "/empty_words.txt";
+    std::ofstream(empty) << " \n\t\n";
+    r = run_program(D2V_AUDIO_CLI, "-m " + model + " --lexicon " + empty + " " + sample);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("the word list is empty"), std::string::npos) << r.output;
+    const std::string huge = testing::TempDir() + "/huge_words.txt";  // a word list is a few MB at most
+    std::ofstream(huge) << std::string((4 << 20) + 1, 'x');
+    r = run_program_bounded(D2V_AUDIO_CLI, "-m " + model + " --lexicon " + huge + " " + sample, 512, 30);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("larger than 4 MB"), std::string::npos) << r.output;
+    std::remove(huge.c_str());
     r = run_program(D2V_AUDIO_CLI, "-m " + root + "/models/digits-classify.gguf --words one " + sample);
     EXPECT_EQ(r.exit_code, 1) << r.output;
     r = run_program(D2V_AUDIO_CLI, "-m " + model + " --words one --lexicon " + list + " " + sample);
     EXPECT_EQ(r.exit_code, 2) << r.output;
+    r = run_program(D2V_AUDIO_CLI, "-m " + model + " --words ' ' " + sample);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("--words needs at least one word"), std::string::npos) << r.output;
 }
