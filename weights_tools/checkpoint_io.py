@@ -19,6 +19,8 @@ import json
 import mmap
 import os
 import re
+import resource
+import signal
 import stat
 import sys
 import tempfile
@@ -402,6 +404,13 @@ def read_h5_dataset(ds, h5py, wname: str, path: str, dim_bound: int) -> np.ndarr
     return np.asarray(ds[()])
 
 
+H5_CPU_LIMIT_S = 60  # a whole tf_model.h5 of a large model parses in a few seconds
+
+
+class H5TimeLimit(ConvertError):
+    """The HDF5 child was stopped at its CPU limit: the bound doing its job, slow by design."""
+
+
 def read_tf_h5(path: str, config: dict | None = None) -> dict[str, np.ndarray]:
     """Keras ``save_weights`` HDF5 file as written by transformers' TF models.
 
@@ -420,6 +429,9 @@ def read_tf_h5(path: str, config: dict | None = None) -> dict[str, np.ndarray]:
         if pid == 0:
             code = 0
             try:
+                # a mutated file sent the HDF5 library into an endless loop (fuzz_convert.py, h5):
+                # the kernel stops the child after H5_CPU_LIMIT_S of CPU (SIGXCPU, reported below)
+                resource.setrlimit(resource.RLIMIT_CPU, (H5_CPU_LIMIT_S, H5_CPU_LIMIT_S))
                 arrays = _read_tf_h5_here(path, config)
                 for i, arr in enumerate(arrays.values()):
                     np.save(os.path.join(tmp, f"{i}.npy"), arr, allow_pickle=False)
@@ -434,6 +446,8 @@ def read_tf_h5(path: str, config: dict | None = None) -> dict[str, np.ndarray]:
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
+            raise H5TimeLimit(f"{path}: reading it took more than {H5_CPU_LIMIT_S} s of CPU: a corrupt or hostile file")
         if os.WIFSIGNALED(status):
             raise ConvertError(f"{path}: the HDF5 library crashed reading it (signal {os.WTERMSIG(status)}): "
                                "a corrupt or hostile file")
