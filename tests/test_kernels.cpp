@@ -178,6 +178,7 @@ Eigen::MatrixXd reference_attention(const d2v::Matrix& x, const std::vector<d2v:
         for (int64_t r = 0; r < T; ++r) {
             for (int64_t c = 0; c < T; ++c) {
                 if (bias.per_head) s(r, c) += (*bias.per_head)(h * T + r, c);
+                if (bias.gathered.table) s(r, c) += bias.gathered.table[h * bias.gathered.table_cols + bias.gathered.index[r * T + c]];
                 if (bias.key_padding) s(r, c) += bias.key_padding[c];
                 if (bias.causal && c > r) s(r, c) = std::numeric_limits<float>::lowest();
             }
@@ -206,18 +207,36 @@ TEST(Attention, FusedSoftmaxMatchesDoublePrecisionReference) {
                                        d2v::Linear(w[2].data(), H, H, b[2].data()), d2v::Linear(w[3].data(), H, H, b[3].data())},
                                       heads);
     const d2v::Matrix x = random_matrix(T, H, 50);
-    const d2v::Matrix per_head = random_matrix(heads * T, T, 51);
+    // The per-head bias as a gather from a small table (as BEiT's relative position bias at large grids).
+    const int64_t table_cols = 37;
+    const d2v::Matrix table = random_matrix(heads, table_cols, 52);
+    std::vector<int32_t> index(size_t(T * T));
+    for (size_t i = 0; i < index.size(); ++i) index[i] = int32_t((i * 7919 + i / T) % size_t(table_cols));
+    d2v::Matrix per_head(heads * T, T);
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t q = 0; q < T; ++q)
+            for (int64_t k = 0; k < T; ++k) per_head(h * T + q, k) = table(h, index[size_t(q * T + k)]);
     const auto padding = d2v::key_padding_bias(T, T - 50);
     const auto all_padded = d2v::key_padding_bias(T, 0);
+    auto bias_of = [](const float* key_padding, const d2v::Matrix* per_head_bias, bool causal) {
+        d2v::AttentionBias b;
+        b.key_padding = key_padding;
+        b.per_head = per_head_bias;
+        b.causal = causal;
+        return b;
+    };
+    d2v::AttentionBias gathered = bias_of(padding.data(), nullptr, false);
+    gathered.gathered = {table.data(), table_cols, index.data()};
     struct Case {
         const char* name;
         d2v::AttentionBias bias;
         bool probs;
     };
-    for (const Case& c : {Case{"padding + per-head bias, probabilities", {padding.data(), &per_head, false}, true},
-                          Case{"padding + per-head bias", {padding.data(), &per_head, false}, false},
-                          Case{"causal", {nullptr, nullptr, true}, false},
-                          Case{"every key padded", {all_padded.data(), nullptr, false}, true}}) {
+    for (const Case& c : {Case{"padding + per-head bias, probabilities", bias_of(padding.data(), &per_head, false), true},
+                          Case{"padding + per-head bias", bias_of(padding.data(), &per_head, false), false},
+                          Case{"padding + per-head bias through a table", gathered, false},
+                          Case{"causal", bias_of(nullptr, nullptr, true), false},
+                          Case{"every key padded", bias_of(all_padded.data(), nullptr, false), true}}) {
         SCOPED_TRACE(c.name);
         d2v::Matrix probs;
         const d2v::Matrix out = attention.forward(x, c.bias, c.probs ? &probs : nullptr);
@@ -228,6 +247,8 @@ TEST(Attention, FusedSoftmaxMatchesDoublePrecisionReference) {
             EXPECT_TRUE(AllClose(as_array(probs), as_array(ref_probs.cast<float>()), 1e-6));
         }
     }
+    // Reading the bias through the table is the same arithmetic as reading the gathered matrix.
+    EXPECT_TRUE(attention.forward(x, gathered) == attention.forward(x, bias_of(padding.data(), &per_head, false)));
 }
 
 // Conv2dKernel (oneDNN direct and Winograd, or im2col + matrix product without oneDNN) against a

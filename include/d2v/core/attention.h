@@ -14,6 +14,13 @@ struct AttentionBias {
     const float* key_padding = nullptr;  // [T_k]: 0 for a real key, lowest() for padding (as Transformers adds finfo.min)
     const Matrix* per_head = nullptr;    // [heads * T_q, T_k] added to each head's scores
     bool causal = false;
+    // Or the per-head bias read through a table: row (h, q) is table[h * table_cols + index[q * T_k + k]]
+    // over k. BEiT's relative position bias at 640^2 would take 123 MB per layer as a [heads * T, T] matrix.
+    struct Gathered {
+        const float* table = nullptr;   // [heads, table_cols]
+        int64_t table_cols = 0;
+        const int32_t* index = nullptr;  // [T_q * T_k], each < table_cols
+    } gathered;
 };
 
 inline std::vector<float> key_padding_bias(int64_t total, int64_t valid) {
@@ -117,7 +124,7 @@ private:
 #pragma omp parallel for schedule(dynamic) collapse(2) if (heads_ * blocks > 1 && T * Tk * D > (1 << 16))
         for (int64_t h = 0; h < heads_; ++h) {
             for (int64_t b = 0; b < blocks; ++b) {
-                static thread_local Scratch score_buffer, sum_buffer;
+                static thread_local Scratch score_buffer, sum_buffer, bias_row;
                 const int64_t r0 = b * block, rows = std::min(block, T - r0);
                 const Strided qh(q + r0 * hidden + h * D, rows, D, Eigen::OuterStride<>(hidden));
                 const Strided kh(keys + h * D, Tk, D, Eigen::OuterStride<>(hidden));
@@ -128,6 +135,7 @@ private:
                 float* inv_sum = sum_buffer.get(size_t(rows));
                 for (int64_t r = 0; r < rows; ++r) {
                     const float* head_bias = bias.per_head ? bias.per_head->row(h * T + r0 + r).data() : nullptr;
+                    if (bias.gathered.table) head_bias = gather_row(bias.gathered, h, r0 + r, Tk, bias_row);
                     const int64_t visible = bias.causal ? std::min(Tk, past + r0 + r + 1) : Tk;
                     inv_sum[r] = softmax_row(scores.row(r).data(), Tk, visible, scaling, head_bias, bias.key_padding);
                 }
@@ -163,6 +171,14 @@ private:
         Eigen::Map<Eigen::ArrayXf> v(s, n);
         v = (v - m).exp();
         return 1.0f / v.sum();
+    }
+
+    static const float* gather_row(const AttentionBias::Gathered& g, int64_t head, int64_t query, int64_t Tk, Scratch& buffer) {
+        float* row = buffer.get(size_t(Tk));
+        const float* table = g.table + head * g.table_cols;
+        const int32_t* index = g.index + query * Tk;
+        for (int64_t k = 0; k < Tk; ++k) row[k] = table[index[k]];
+        return row;
     }
 
     static void append_rows(Matrix& m, const Matrix& rows) {

@@ -76,7 +76,6 @@ public:
         out.grid_height = H / P;
         out.grid_width = W / P;
         const std::shared_ptr<const GridBias> grid_bias = bias_for_grid(out.grid_height, out.grid_width);
-        Matrix layer_bias;  // a gathered bias when they are not all kept (reused by every layer)
         if (options.hidden_states) out.hidden_states.assign(layers_.size() + 1, std::vector<Matrix>(size_t(B)));
         if (options.attentions) out.attentions.assign(layers_.size(), std::vector<Matrix>(size_t(B)));
         Matrix pooled(B, config_.hidden_size);
@@ -86,8 +85,7 @@ public:
             Matrix x = embeddings_.forward(pixels, H, W, masked);
             for (size_t l = 0; l < layers_.size(); ++l) {
                 if (options.hidden_states) out.hidden_states[l][size_t(b)] = x;
-                AttentionBias bias;
-                if (grid_bias) bias.per_head = grid_bias->layer(l, layer_bias);
+                const AttentionBias bias = grid_bias ? grid_bias->layer(l) : AttentionBias{};
                 layers_[l].forward(x, bias, options.attentions ? &out.attentions[l][size_t(b)] : nullptr);
             }
             if (options.hidden_states) out.hidden_states.back()[size_t(b)] = x;
@@ -108,18 +106,20 @@ public:
 private:
     // Relative position biases of one patch grid: the per-layer tables (shared table added) and the
     // row index, and, when they are small (224^2: 22 MB for 12 layers), every layer's bias. At 640^2
-    // all layers' biases would take 1.48 GB, so there each layer's is gathered when it runs.
+    // all layers' biases would take 1.48 GB (one layer's 123 MB), so there attention reads each
+    // bias row through the table and the index.
     struct GridBias {
         int64_t grid_h = 0, grid_w = 0;
         RelativePositionIndex index;
         std::vector<Matrix> tables;  // [layers] head-major, or one (shared bias only)
         std::vector<Matrix> full;    // empty, or [layers] / one: [heads * T, T]
 
-        const Matrix* layer(size_t l, Matrix& scratch) const {
+        AttentionBias layer(size_t l) const {
             const size_t i = std::min(l, tables.size() - 1);
-            if (!full.empty()) return &full[i];
-            if (tables.size() > 1 || scratch.size() == 0) RelativePositionBias::gather(tables[i], index, scratch);
-            return &scratch;
+            AttentionBias bias;
+            if (!full.empty()) bias.per_head = &full[i];
+            else bias.gathered = {tables[i].data(), tables[i].cols(), index.row.data()};
+            return bias;
         }
     };
     static constexpr int64_t kKeptBiasBytes = int64_t(64) << 20;

@@ -5,8 +5,8 @@
 // table as (2*Ww-1) x (2*Wh-1), which only matters for non-square grids).
 //
 // The [heads * (N+1), N+1] bias is a gather from that small table: the table (per grid) and the
-// row index of every (query, key) pair (shared by all layers) are computed once, and a layer's
-// bias is gathered from them when it is needed.
+// row index of every (query, key) pair (shared by all layers) are computed once; the bias is either
+// gathered whole (small grids) or read row by row through them by attention (large grids).
 #pragma once
 #include "d2v/kernels/image_ops.h"
 
@@ -70,13 +70,6 @@ public:
             float* dst = bias.data() + r * T;
             for (int64_t j = 0; j < T; ++j) dst[j] = t[idx[j]];
         }
-    }
-
-    // Additive attention bias for a (grid_h x grid_w) patch grid: [heads * (N+1), N+1], N = grid_h * grid_w.
-    Matrix for_grid(int64_t grid_h, int64_t grid_w) const {
-        Matrix bias;
-        gather(table_for_grid(grid_h, grid_w), RelativePositionIndex(grid_h, grid_w), bias);
-        return bias;
     }
 
 private:

@@ -38,21 +38,28 @@ public:
             parts_.emplace_back(slice.data(), i == 0 ? norm.shift.data() : nullptr, c_out, parts[i], kernel, options);
             first += parts[i];
         }
+        file.release_tensor_pages(prefix + ".convolution.weight");  // the kernels hold packed copies
     }
 
     FeatureMap operator()(const FeatureMap& x) const { return (*this)(std::vector<const FeatureMap*>{&x}); }
     FeatureMap operator()(const std::vector<const FeatureMap*>& inputs) const {
         if (inputs.size() != parts_.size()) throw Error("conv block: wrong number of input parts");
-        const FeatureMap& x0 = *inputs[0];
-        FeatureMap y{parts_[0].output_size(x0.height), parts_[0].output_size(x0.width), {}};
-        y.data.resize(y.height * y.width, parts_[0].out_channels());
-        for (size_t i = 0; i < parts_.size(); ++i) {
-            const FeatureMap& x = *inputs[i];
-            if (x.height != x0.height || x.width != x0.width || x.channels() != parts_[i].in_channels())
-                throw Error("conv block: input part " + std::to_string(i) + " has the wrong shape");
-            parts_[i].forward(x.data.data(), x.height, x.width, y.data.data());
-        }
+        FeatureMap y;
+        for (size_t i = 0; i < parts_.size(); ++i) add_part(i, *inputs[i], y);
         return y;
+    }
+
+    // Input part i's contribution to y, parts in order (part 0 sizes y): a caller can make each part
+    // just before it is used and free it after.
+    void add_part(size_t i, const FeatureMap& x, FeatureMap& y) const {
+        if (i == 0) {
+            y = FeatureMap{parts_[0].output_size(x.height), parts_[0].output_size(x.width), {}};
+            y.data.resize(y.height * y.width, parts_[0].out_channels());
+        }
+        if (i >= parts_.size() || parts_[i].output_size(x.height) != y.height || parts_[i].output_size(x.width) != y.width ||
+            x.channels() != parts_[i].in_channels())
+            throw Error("conv block: input part " + std::to_string(i) + " has the wrong shape");
+        parts_[i].forward(x.data.data(), x.height, x.width, y.data.data());
     }
 
 private:
@@ -87,6 +94,8 @@ public:
             if (c.auxiliary_concat_input) aux_concat_.emplace_back(file, "auxiliary_head.conv_cat", A, std::vector<int64_t>{H, A}, 3);
             aux_classifier_ = Conv2d(file.tensor("auxiliary_head.classifier.weight"), file.tensor("auxiliary_head.classifier.bias"), N, A, 1, 0);
         }
+        for (const char* packed : {"fpn1.0.weight", "fpn1.3.weight", "fpn2.0.weight", "decode_head.classifier.weight", "auxiliary_head.classifier.weight"})
+            file.release_tensor_pages(packed);
     }
 
     // Logits [B, num_labels, H/4, W/4] as Transformers returns them; labels [B, H, W] give the loss.
@@ -159,10 +168,17 @@ private:
             laterals[i] = FeatureMap{};  // each lateral is done once its FPN conv has run
         }
         outs.push_back(std::move(laterals.back()));
-        for (size_t i = 1; i < outs.size(); ++i) outs[i] = resize_bilinear(outs[i], outs[0].height, outs[0].width);
-        std::vector<const FeatureMap*> parts;
-        for (const auto& m : outs) parts.push_back(&m);
-        return classifier_(fpn_bottleneck_[0](parts));
+        // The fused bottleneck over [outs[0], outs[1..] upsampled to outs[0]'s size], one upsampled
+        // part alive at a time (at 640^2 each is 78 MB).
+        FeatureMap fused;
+        fpn_bottleneck_[0].add_part(0, outs[0], fused);
+        const int64_t h = outs[0].height, w = outs[0].width;
+        outs[0] = FeatureMap{};
+        for (size_t i = 1; i < outs.size(); ++i) {
+            fpn_bottleneck_[0].add_part(i, resize_bilinear(outs[i], h, w), fused);
+            outs[i] = FeatureMap{};
+        }
+        return classifier_(fused);
     }
 
     // fine += bilinear upsampling of coarse to fine's size, one threaded pass.
