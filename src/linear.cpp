@@ -12,6 +12,8 @@
 #include <vector>
 
 #ifdef D2V_USE_DNNL
+#include <immintrin.h>
+
 #include <dnnl.hpp>
 
 #include "dnnl_common.h"
@@ -87,6 +89,31 @@ inline uint16_t float_to_bf16(float f) {
     if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
     u += 0x7fffu + ((u >> 16) & 1u);
     return uint16_t(u >> 16);
+}
+
+// One row of activations to u8 (q + 128, q = round-half-even(x / scale) in [-127, 127]) for the int8
+// products; returns the row's scale max|x| / 127 (1 for an all-zero or non-finite maximum, which
+// keeps the division finite). The AVX-512 path gives the same bytes as the scalar one: the vector
+// conversion rounds half to even like nearbyint in the default rounding mode.
+float quantize_row_u8(const float* x, int64_t n, uint8_t* q) {
+    const float amax = Eigen::Map<const Eigen::ArrayXf>(x, n).abs().maxCoeff();
+    const float scale = amax > 0.f && std::isfinite(amax) ? amax / 127.f : 1.f;
+    const float inv = 1.f / scale;
+    int64_t c = 0;
+#if defined(__AVX512F__)
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), offset = _mm512_set1_epi32(128);
+    for (; c + 16 <= n; c += 16) {
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + c), vinv));
+        v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), offset);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c), _mm512_cvtepi32_epi8(v));
+    }
+#endif
+    for (; c < n; ++c) {
+        const float v = std::nearbyint(x[c] * inv);
+        q[c] = uint8_t(int(std::min(127.f, std::max(-127.f, v))) + 128);
+    }
+    return scale;
 }
 
 // Rows used to let oneDNN pick the packed weight layout at load; the same layout serves every M.
@@ -242,20 +269,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
         auto* q = static_cast<uint8_t*>(activation_buffer.get(size_t(rows * in)));
         row_scale = static_cast<float*>(row_scale_buffer.get(size_t(rows) * sizeof(float)));
 #pragma omp parallel for if (rows * in >= kParallelConvertMin)
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* xr = x + r * in;
-            float amax = 0.f;
-            for (int64_t c = 0; c < in; ++c) amax = std::max(amax, std::fabs(xr[c]));
-            // A zero row quantizes to zeros with any scale; 1 keeps the division finite.
-            const float scale = amax > 0.f && std::isfinite(amax) ? amax / 127.f : 1.f;
-            const float inv = 1.f / scale;
-            uint8_t* qr = q + r * in;
-            for (int64_t c = 0; c < in; ++c) {
-                const float v = std::nearbyint(xr[c] * inv);
-                qr[c] = uint8_t(int(std::min(127.f, std::max(-127.f, v))) + 128);
-            }
-            row_scale[r] = scale;
-        }
+        for (int64_t r = 0; r < rows; ++r) row_scale[r] = quantize_row_u8(x + r * in, in, q + r * in);
         src_data = q;
     }
     memory src({{rows, in}, p.src_type(), tag::ab}, cpu_engine(), const_cast<void*>(src_data));

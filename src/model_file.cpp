@@ -115,9 +115,9 @@ void ModelFile::validate(const TensorTable& compact) const {
         if (t->shape != spec.shape)
             problems.add("tensor '" + spec.name + "' has shape " + shape_to_string(t->shape) + ", config implies " +
                          shape_to_string(spec.shape));
-        if (t->ggml_type != kGgmlF32 && t->shape.size() != 2)
+        if (t->ggml_type != kGgmlF32 && t->shape.size() < 2)
             problems.add("tensor '" + spec.name + "' is " + ggml_type_name(t->ggml_type) +
-                         "; only weight matrices may be stored in reduced precision");
+                         "; only weight matrices and conv kernels may be stored in reduced precision");
         if (t->ggml_type == kGgmlI8) {
             // Its per-row scales travel with it.
             const std::string scale_name = spec.name + ".scale";
@@ -150,9 +150,9 @@ const float* ModelFile::tensor(const std::string& name) const {
 WeightData ModelFile::linear_weight(const std::string& name) const {
     const GgufTensor* t = gguf_->find_tensor(name);
     if (!t) throw Error(path() + ": missing tensor '" + name + "'");
-    // F32 weights of any rank (a conv kernel used through im2col is [out, in, k...]); validate() has
-    // refused reduced-precision tensors that are not 2-D.
-    if (t->ggml_type != kGgmlF32 && t->shape.size() != 2) throw Error(path() + ": weight matrix '" + name + "' is not 2-D");
+    // Any rank from 2 (a conv kernel used through im2col is [out, in, k...]: its rows are its output
+    // channels); validate() has refused reduced-precision tensors of rank 0 or 1.
+    if (t->shape.size() < 2) throw Error(path() + ": weight '" + name + "' is not a matrix or kernel");
     switch (t->ggml_type) {
         case kGgmlF32: return {WeightType::F32, t->raw, nullptr};
         case kGgmlBF16: return {WeightType::BF16, t->raw, nullptr};

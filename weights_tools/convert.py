@@ -97,14 +97,16 @@ Reduced precision (``--outtype``)
 ``f32`` (default) writes the files described above, byte for byte as before
 (no ``d2v.outtype`` key).  ``bf16`` and ``q8`` change only the transformer
 layers' Linear weight matrices -- attention query/key/value/output and FFN
-intermediate/output, in every modality (``REDUCED_WEIGHTS`` below); embeddings,
-layer norms, biases, the audio conv front end and positional conv, the patch
-embedding, pooler, heads and UperNet stay F32:
+intermediate/output, in every modality -- and the audio conv front end's
+kernels after its first layer (``REDUCED_WEIGHTS`` below); embeddings, layer
+norms, biases, the first conv layer, the positional conv, the patch embedding,
+pooler, heads and UperNet stay F32:
 
 * ``bf16``: the matrix as GGML ``BF16`` (type 30), same shape, rounded to
   nearest even;
 * ``q8``: the matrix as GGML ``I8`` (type 24), same shape, symmetric per output
-  channel: ``scale[r] = max|W[r, :]| / 127`` (1 for an all-zero row) and
+  channel (a conv kernel's row is its ``[C_in, k]`` slice):
+  ``scale[r] = max|W[r, :]| / 127`` (1 for an all-zero row) and
   ``q = round(W / scale[r])`` in [-127, 127]; plus one F32 tensor
   ``<name>.scale`` of shape ``[rows]``.  The weight is ``q * scale[r]``.
 
@@ -145,7 +147,10 @@ REDUCED_WEIGHTS = re.compile(
     r"^data2vec_(audio|text|vision)\.encoder\.layers?\.\d+\."
     r"(attention\.(q_proj|k_proj|v_proj|out_proj)|attention\.self\.(query|key|value)|"
     r"attention\.attention\.(query|key|value)|attention\.output\.dense|"
-    r"feed_forward\.(intermediate_dense|output_dense)|intermediate\.dense|output\.dense)\.weight$")
+    r"feed_forward\.(intermediate_dense|output_dense)|intermediate\.dense|output\.dense)\.weight$"
+    # The audio conv front end's kernels [C_out, C_in, k] after the first layer (which has one input
+    # channel and stays f32): run as im2col products, per-output-channel scales like a matrix's rows.
+    r"|^data2vec_audio\.feature_extractor\.conv_layers\.([1-9]\d*)\.conv\.weight$")
 
 # model_type -> (general.architecture, backbone prefix, class-name stem)
 MODEL_TYPES = {
@@ -447,7 +452,7 @@ def reduce_tensors(tensors: dict[str, np.ndarray], outtype: str) -> tuple[dict, 
     import gguf
     out, n = {}, 0
     for name, arr in tensors.items():
-        if outtype == "f32" or not REDUCED_WEIGHTS.match(name) or arr.ndim != 2:
+        if outtype == "f32" or not REDUCED_WEIGHTS.match(name) or arr.ndim < 2:
             out[name] = (arr, None)
             continue
         if not np.all(np.isfinite(arr)):
@@ -456,8 +461,8 @@ def reduce_tensors(tensors: dict[str, np.ndarray], outtype: str) -> tuple[dict, 
         if outtype == "bf16":
             out[name] = (to_bf16_bits(arr), gguf.GGMLQuantizationType.BF16)
         else:
-            q, scale = quantize_q8(arr)
-            out[name] = (q, None)
+            q, scale = quantize_q8(arr.reshape(arr.shape[0], -1))  # a conv kernel: one scale per output channel
+            out[name] = (q.reshape(arr.shape), None)
             _put(out, name + ".scale", (scale, None), f"q8 scales of {name!r}")
     return out, n
 

@@ -12,18 +12,19 @@ public:
     ConvFeatureEncoder(const ModelFile& file, const AudioConfig& c) : act_(c.feat_extract_activation) {
         for (size_t i = 0; i < c.conv_dim.size(); ++i) {
             const int64_t c_in = i == 0 ? 1 : c.conv_dim[i - 1], k = c.conv_kernel[i];
-            const float* weight = file.tensor(name(T::ConvWeight, int(i)));
             const float* bias = c.conv_bias ? file.tensor(name(T::ConvBias, int(i))) : nullptr;
             Layer layer;
             if (i == 0) {
-                // One input channel: a direct stencil (see first_layers); weights as [k, C_out].
+                // One input channel: a direct stencil (see first_layers); weights as [k, C_out], always f32.
+                const float* weight = file.tensor(name(T::ConvWeight, int(i)));
                 first_taps_ = Matrix(k, c.conv_dim[0]);
                 for (int64_t o = 0; o < c.conv_dim[0]; ++o)
                     for (int64_t j = 0; j < k; ++j) first_taps_(j, o) = weight[o * k + j];
                 if (bias) first_bias_ = ConstRowVectorMap(bias, c.conv_dim[0]);
             } else {
-                const auto w = conv_weight_tap_major(weight, c.conv_dim[i], c_in, k);
-                layer.conv = Linear(w.data(), c.conv_dim[i], k * c_in, bias);
+                // f32, or reduced precision (convert.py --outtype bf16 / q8); the Linear keeps a packed copy.
+                layer.conv = conv_linear(file.linear_weight(name(T::ConvWeight, int(i))), c.conv_dim[i], c_in, k, bias);
+                file.release_tensor_pages(name(T::ConvWeight, int(i)));
             }
             layer.geometry.kernel = k;
             layer.geometry.stride = c.conv_stride[i];

@@ -23,12 +23,32 @@ struct Conv1dGeometry {
 
 // [C_out, C_in, k] (PyTorch) -> [C_out, k, C_in] (ours). For one group of a grouped conv pass that
 // group's slice of the [C_out, C_in_per_group, k] weight.
-inline std::vector<float> conv_weight_tap_major(const float* w, int64_t c_out, int64_t c_in, int64_t k) {
-    std::vector<float> out(size_t(c_out * c_in * k));
+template <typename T>
+std::vector<T> conv_weight_tap_major(const T* w, int64_t c_out, int64_t c_in, int64_t k) {
+    std::vector<T> out(size_t(c_out * c_in * k));
     for (int64_t o = 0; o < c_out; ++o)
         for (int64_t c = 0; c < c_in; ++c)
             for (int64_t j = 0; j < k; ++j) out[size_t((o * k + j) * c_in + c)] = w[(o * c_in + c) * k + j];
     return out;
+}
+
+// The Linear of a conv kernel in any stored precision (f32, bf16, int8 with one scale per output
+// channel: the reordering stays within each output channel's row, so the scales still apply).
+inline Linear conv_linear(const WeightData& w, int64_t c_out, int64_t c_in, int64_t k, const float* bias) {
+    switch (w.type) {
+        case WeightType::BF16: {
+            const auto t = conv_weight_tap_major(static_cast<const uint16_t*>(w.data), c_out, c_in, k);
+            return Linear(WeightData{w.type, t.data(), nullptr}, c_out, k * c_in, bias);
+        }
+        case WeightType::I8: {
+            const auto t = conv_weight_tap_major(static_cast<const int8_t*>(w.data), c_out, c_in, k);
+            return Linear(WeightData{w.type, t.data(), w.scale}, c_out, k * c_in, bias);
+        }
+        default: {
+            const auto t = conv_weight_tap_major(static_cast<const float*>(w.data), c_out, c_in, k);
+            return Linear(t.data(), c_out, k * c_in, bias);
+        }
+    }
 }
 
 // The calling thread's im2col block, reused by every conv and call.
