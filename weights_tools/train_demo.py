@@ -18,7 +18,8 @@ synthetic voices speaking each digit and 800 synthetic digit phrases (espeak-ng 
 variant installed, flite, festival; random speed and pitch; most through an 8 kHz channel like
 FSDD's). Everything is resampled to 16 kHz with soxr (HQ), as the C++ reader does.
 
-Stage 1 trains the digit classifier from random initialisation on single clips. Stage 2 trains the
+Stage 1 trains the digit classifier from random initialisation on single clips (started again
+from another initialisation if its loss is still at chance level at step 400). Stage 2 trains the
 CTC model on sequences of 1-5 digits (concatenated clips with random gaps, and whole synthetic
 phrases; its first 600 steps on one or two digits only); its backbone starts from the stage-1
 backbone (our own weights, no external pretraining), its lm_head starts random, and the whole model
