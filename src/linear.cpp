@@ -21,12 +21,6 @@
 
 namespace d2v {
 
-void set_num_threads(int n) {
-    if (n < 1) throw Error("thread count must be at least 1");
-    omp_set_num_threads(n);
-    Eigen::setNbThreads(n);
-}
-
 namespace {
 float bf16_to_float(uint16_t h) {
     const uint32_t bits = uint32_t(h) << 16;

@@ -37,8 +37,9 @@ onnxruntime 1.32.0, openvino 2026.4.1, onnx 1.23.2, onnxscript 0.7.2:
 
 --contention (goal 2 of the performance issue): times our f32 file only, idle at 1 and 2 threads,
 then again while one busy process runs (`stress-ng --cpu 1` if installed, else a spinning Python
-process that the script starts and always stops), both with the programs' OpenMP wait policy
-(examples/omp_policy.cpp) and with libgomp's default spin (GOMP_SPINCOUNT=300000).
+process that the script starts and always stops): as our programs run (short OpenMP spin,
+examples/omp_policy.cpp, and the per-pass thread count, src/threads.cpp), with the thread count
+fixed (D2V_ADAPTIVE_THREADS=0), and with libgomp's default spin and fixed threads.
 
 Needs the reference venv (torch + transformers); it is not part of the build or the tests.
 """
@@ -396,7 +397,10 @@ def start_busy_process():
 
 def contention(args, cases):
     """cases: (name, gguf, extra). Ours f32 at 1 and 2 threads, idle and beside one busy process."""
-    policies = {"our policy": {}, "libgomp default": {"GOMP_SPINCOUNT": "300000"}}
+    # ours: short spin + per-pass thread count (src/threads.cpp); then without the adaptive count, and
+    # with neither (libgomp's default spin, fixed threads)
+    policies = {"ours": {}, "fixed threads": {"D2V_ADAPTIVE_THREADS": "0"},
+                "libgomp default": {"GOMP_SPINCOUNT": "300000", "D2V_ADAPTIVE_THREADS": "0"}}
     results = {}
     what = None
     for name, gguf, extra in cases:
@@ -414,6 +418,7 @@ def contention(args, cases):
                     times = {policy: [] for policy in procs}
                     for _ in range(args.runs):  # interleaved
                         for policy, proc in procs.items():
+                            time.sleep(PAUSE_S)
                             times[policy].append(proc.ms())
                     for policy in procs:
                         results[(name, policy, state, t)] = statistics.median(times[policy])

@@ -207,8 +207,10 @@ def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarr
 
 
 class Augment:
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, dull_prob: float = 0.3, edge_cut_prob: float = 0.3):
         self.rng = rng
+        self.dull_prob = dull_prob
+        self.edge_cut_prob = edge_cut_prob
 
     def silence(self, lo: float, hi: float) -> np.ndarray:
         return np.zeros(int(self.rng.uniform(lo, hi) * SR), np.float32)
@@ -219,7 +221,7 @@ class Augment:
         spectral tilt (another microphone)."""
         if self.rng.random() < 0.85:
             x = speed_perturb(x, float(self.rng.uniform(0.78, 1.22)))
-        if self.rng.random() < 0.3:  # a duller channel: cut at 2.5-3.5 kHz, so weak fricatives still count
+        if self.rng.random() < self.dull_prob:  # a duller channel: cut at 2.5-3.5 kHz, so weak fricatives still count
             x = band_limit(x, float(self.rng.uniform(5000, 7000)))
         a = float(self.rng.uniform(-0.6, 0.9))
         return np.append(x[:1], x[1:] - a * x[:-1]).astype(np.float32)
@@ -227,7 +229,7 @@ class Augment:
     def endpoints(self, x: np.ndarray) -> np.ndarray:
         """Sometimes cut a clip down to its loud core, as an aggressive endpointer does: some FSDD
         clips have lost their weak edges that way (a "six" with neither /s/ left)."""
-        if self.rng.random() < 0.3:
+        if self.rng.random() < self.edge_cut_prob:
             x = trim(x, rel_db=float(self.rng.uniform(-20, -6)), pad=int(self.rng.integers(0, 320)))
         return x
 

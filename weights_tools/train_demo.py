@@ -181,6 +181,10 @@ def main():
                     help="hidden, attention and final dropout (0: the random data is regularisation enough)")
     ap.add_argument("--tts-voices", type=int, default=300, help="synthetic voices (espeak-ng, flite, festival)")
     ap.add_argument("--tts-phrases", type=int, default=800, help="synthetic digit phrases")
+    ap.add_argument("--dull-prob", type=float, default=0.3,
+                    help="share of examples through a duller channel (cut at 2.5-3.5 kHz)")
+    ap.add_argument("--edge-cut-prob", type=float, default=0.3,
+                    help="share of clips cut down to their loud core (weak edges lost, as by an endpointer)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
 
@@ -201,7 +205,7 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     nrng = np.random.default_rng(args.seed)
-    aug = Augment(nrng)
+    aug = Augment(nrng, args.dull_prob, args.edge_cut_prob)
 
     # ---- data
     train_speakers = [s for s in FSDD_SPEAKERS if s != args.held_out]

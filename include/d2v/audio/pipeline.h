@@ -59,6 +59,7 @@ public:
     }
 
     NamedOutputs run(const AudioBatch& batch, const RunOptions& options = {}, const NdArray* labels = nullptr) const {
+        const PassThreads pass_threads;
         RunOptions inner = options;
         if (head_ && head_->needs_hidden_states()) inner.hidden_states = true;
         AudioModelOutput base = model_->forward(batch, inner);

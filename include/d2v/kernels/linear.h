@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "d2v/kernels/threads.h"
 #include "d2v/tensor.h"
 
 namespace d2v {
@@ -67,10 +68,5 @@ private:
     std::shared_ptr<Impl> impl_;
     int64_t out_ = 0, in_ = 0;
 };
-
-// Thread count for every kernel (OpenMP, used by both oneDNN and Eigen here) run from the calling
-// thread and from threads it starts afterwards (OpenMP's nthreads-var is per thread: a server worker
-// sets its own). Takes effect on the next call, also for products already run at another count.
-void set_num_threads(int n);
 
 }  // namespace d2v

@@ -67,6 +67,7 @@ inline int64_t pick_next_token(RowVector logits, const GenerationOptions& o, std
 inline std::vector<int64_t> generate(const TextModel& model, const LanguageModelHead& head, const std::vector<int64_t>& prompt,
                                      const GenerationOptions& o) {
     if (prompt.empty()) throw Error("generation needs at least one prompt token");
+    const PassThreads pass_threads;
     std::mt19937_64 rng(o.seed);
     DecoderState state;
     std::vector<int64_t> tokens = prompt;

@@ -71,6 +71,7 @@ public:
     }
 
     NamedOutputs run(const TextBatch& batch, const TextRunOptions& options = {}, const NamedOutputs* labels = nullptr) const {
+        const PassThreads pass_threads;
         TextModelOutput base = model_->forward(batch, options);
         NamedOutputs out;
         if (head_kind_ == TextHead::Base) {

@@ -53,6 +53,7 @@ public:
     // segmentation_maps (optional): the per-item logit maps [h/4 * w/4, num_labels], for masks.
     NamedOutputs run(const VisionBatch& batch, const VisionRunOptions& options = {}, const NdArray* labels = nullptr,
                      std::vector<FeatureMap>* segmentation_maps = nullptr) const {
+        const PassThreads pass_threads;
         VisionRunOptions inner = options;
         if (segmenter_) inner.hidden_states = true;  // UperNet reads intermediate layers
         VisionModelOutput base = model_->forward(batch, inner);
