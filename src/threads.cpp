@@ -104,7 +104,8 @@ bool adaptive_threads_active() {
         const char* value = std::getenv("D2V_ADAPTIVE_THREADS");
         if (value != nullptr && std::strcmp(value, "0") == 0) return false;
         const long online = sysconf(_SC_NPROCESSORS_ONLN);
-        return online > 0 && cpus_we_may_use() == online;
+        // and counters that count at all (a sandbox may serve a fixed /proc/loadavg)
+        return online > 0 && cpus_we_may_use() == online && others_running_now() >= 0;
     }();
     return enabled;
 }
@@ -115,7 +116,7 @@ int others_running_now() {
     if (!read_small("/proc/loadavg", buffer, sizeof buffer, text)) return -1;
     const int all_running = parse_loadavg_running(text);
     const int own = own_running_threads();
-    if (all_running < 0 || own < 0) return -1;
+    if (all_running < 1 || own < 0) return -1;  // the reading thread itself runs: 0 is no real count
     return std::max(0, all_running - own);
 }
 

@@ -82,7 +82,11 @@ TEST(PassThreads, CountsOurOwnRunningThreads) {
 }
 
 TEST(PassThreads, SeesAnotherBusyProcess) {
-    ASSERT_GE(others_running_now(), 0) << "/proc/loadavg or /proc/self/task unreadable";
+    if (!adaptive_threads_active()) {  // a cpuset, D2V_ADAPTIVE_THREADS=0 or no real counters: hands off
+        EXPECT_EQ(threads_for_pass_now(4), 4);
+        return;
+    }
+    ASSERT_GE(others_running_now(), 0);
     const BusyChild busy;
     ASSERT_GT(busy.pid, 0);
     EXPECT_GE(others_running_now(), 1);

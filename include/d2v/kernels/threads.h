@@ -14,8 +14,9 @@ void set_num_threads(int n);
 // and at each barrier a thread that shares its core with a busy process keeps its partner waiting,
 // so 2 threads beside one busy process on 2 cores ran slower than 1 thread. Reads /proc/loadavg (the
 // runnable count) and our own threads' states, ~10 us. Inactive when the process may run on fewer
-// CPUs than are online (a cpuset: the count covers the other CPUs too), outside Linux, or with
-// D2V_ADAPTIVE_THREADS=0 in the environment. Nested scopes keep the outermost one's count.
+// CPUs than are online (a cpuset: the count covers the other CPUs too), where /proc/loadavg counts
+// nothing (a sandbox), outside Linux, or with D2V_ADAPTIVE_THREADS=0 in the environment. Nested
+// scopes keep the outermost one's count.
 class PassThreads {
 public:
     PassThreads();
