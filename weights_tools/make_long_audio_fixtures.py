@@ -5,7 +5,7 @@ Usage (reference venv: torch, transformers, soundfile, soxr, gguf)::
 
     ~/.cache/d2v-ref/bin/python weights_tools/make_long_audio_fixtures.py
 
-The clip: FSDD recordings of the held-out speaker (yweweler, never trained on), digits drawn with
+The clip: FSDD recordings of speaker yweweler (a training speaker of the current demo models), digits drawn with
 seed 2026, each followed by 0.1-0.6 s of silence, joined at their own 8 kHz until 64 s; the test
 rebuilds the same clip from ../shared/data by the recipe (file list + silence lengths) and writes it
 as an 8 kHz PCM16 WAV, so d2v-audio resamples it exactly as here (soxr HQ of the whole clip).
