@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include "d2v/tensor.h"
 
@@ -146,8 +145,8 @@ namespace {
 thread_local int pass_depth = 0;
 }
 
-PassThreads::PassThreads() : outermost_(pass_depth++ == 0) {
-    if (!outermost_) return;
+PassThreads::PassThreads() {
+    if (pass_depth++ > 0) return;
     const int requested = omp_get_max_threads();
     const int chosen = threads_detail::threads_for_pass_now(requested);
     if (chosen != requested) {

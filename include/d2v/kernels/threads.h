@@ -26,7 +26,6 @@ public:
 
 private:
     int restore_ = 0;  // the caller's count, put back at the end; 0 when this scope changed nothing
-    bool outermost_ = false;
 };
 
 namespace threads_detail {
