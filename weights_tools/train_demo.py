@@ -23,14 +23,18 @@ from another initialisation if its loss is still at chance level at step 400). S
 CTC model on sequences of 1-5 digits (concatenated clips with random gaps, and whole synthetic
 phrases; its first 600 steps on one or two digits only); its backbone starts from the stage-1
 backbone (our own weights, no external pretraining), its lm_head starts random, and the whole model
-is trained. Stage 3 trains the shipped digit
-classifier once more from the stage-2 backbone (new projector/classifier) on single clips. Every
-example is augmented (demo_data.Augment): speed x0.78-1.22, a duller channel, a random spectral
-tilt, 0-0.5 s of silence around it, a synthetic room (35 %), white/pink/brown noise at 5-50 dB SNR,
-and a level from peak 0.006 up to clipping; batches group examples of similar length. Every stage
-runs a fixed number of steps with fixed seeds; ``--resume-stage3`` reruns only stage 3 from
-OUT/digits-ctc, exactly as a full run continues. About 55 minutes per run on one core (two runs
-side by side on the 2-core machine); ``--cls-steps 600 --ctc-steps 2000 --cls2-steps 500`` takes 25
+is trained. Stage 3 trains the shipped digit classifier once more from the stage-2 backbone (new
+projector/classifier) on single clips, three times from the same start with three data streams,
+and ships the average of the three models' weights (a "model soup": the members stay in one basin,
+and their average is steadier on a new voice than any one of them). An optional stage 2b
+(``--ctc2-steps``) trains the CTC model further at a lower learning rate, ending on a moving average
+of its weights (``--ema``). Every example is augmented (demo_data.Augment): speed x0.78-1.22, a
+duller channel, a random spectral tilt, 0-0.5 s of silence around it, a synthetic room (35 %),
+white/pink/brown noise at 5-50 dB SNR, and a level from peak 0.006 up to clipping; batches group
+examples of similar length. Every stage runs a fixed number of steps with fixed seeds; every run
+saves its stage-2 CTC model (OUT/stage2-ctc), and ``--stage2-from`` runs only the later stages
+from such a model, exactly as the full run continues. About 67 minutes per run on one core (two
+runs side by side on the 2-core machine); ``--cls-steps 600 --ctc-steps 2000 --cls2-steps 500 --cls2-soup 1`` takes 25
 minutes and measured worse (models/README.md).
 """
 from __future__ import annotations
@@ -99,11 +103,35 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+class WeightAverage:
+    """Exponential moving average of a model's weights. Its decay starts low ((1 + n) / (10 + n)
+    after n updates), so that the initial weights, a random head among them, soon stop counting."""
+
+    def __init__(self, model, decay: float):
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v, alpha=1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, model):
+        model.load_state_dict(self.shadow, strict=True)
+
+
 def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name: str, evaluate=None,
-               eval_every: int = 0, give_up: tuple[int, float] | None = None) -> bool:
+               eval_every: int = 0, give_up: tuple[int, float] | None = None, ema: float = 0.0) -> bool:
     """Trains in place; False if `give_up` = (step, loss) and the running loss is still above that
-    loss at that step (a run stuck at chance level)."""
+    loss at that step (a run stuck at chance level). With `ema` > 0 the model ends with the moving
+    average of its weights (that decay), evaluated both ways at the end."""
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
+    average = WeightAverage(model, ema) if ema > 0 else None
     model.train()
     t0, run, t_data = time.time(), None, 0.0
     for step in range(steps):
@@ -117,6 +145,8 @@ def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        if average:
+            average.update(model)
         run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
         if (step + 1) % 50 == 0:
             log(f"{name} step {step + 1}/{steps} loss {run:.4f} lr {opt.param_groups[0]['lr']:.2e} "
@@ -130,6 +160,12 @@ def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name:
             evaluate()
             model.train()
     model.eval()
+    if average:
+        if evaluate:
+            log(f"{name}: last weights")
+            evaluate()
+        average.copy_to(model)
+        log(f"{name}: moving average of the weights (decay {ema})")
     return True
 
 
@@ -174,8 +210,15 @@ def main():
                     help="stage 2 steps on sequences of one or two digits before the full mix")
     ap.add_argument("--ctc-lr", type=float, default=1e-3, help="stage 2 peak learning rate")
     ap.add_argument("--cls2-steps", type=int, default=1200, help="stage 3 steps (0: ship the stage-1 classifier)")
-    ap.add_argument("--resume-stage3", action="store_true",
-                    help="skip stages 1-2 and run stage 3 from OUT/digits-ctc (as a full run would)")
+    ap.add_argument("--ctc2-steps", type=int, default=0, help="stage 2b steps (0: none)")
+    ap.add_argument("--ctc2-lr", type=float, default=3e-4, help="stage 2b peak learning rate")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="stages 2b and 3 end on this moving average of their weights (0: the last weights)")
+    ap.add_argument("--cls2-soup", type=int, default=3,
+                    help="stage 3 runs this many times (same start, other data streams) and ships their weight average")
+    ap.add_argument("--stage2-from", type=Path, metavar="DIR",
+                    help="skip stages 1-2: continue from this stage-2 CTC model (OUT/stage2-ctc of an earlier "
+                         "run with the same data arguments), exactly as that run would have")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="hidden, attention and final dropout (0: the random data is regularisation enough)")
@@ -321,7 +364,25 @@ def main():
                 words += len(text.split())
         log(f"  held-out ({args.held_out}) sequence WER {100 * errs / words:.1f}% (log only)")
 
-    if not args.resume_stage3:
+    def reseed(offset: int):
+        """Every stage after stage 2 starts from its own seeds and a fresh batcher, so that a run
+        resumed with --stage2-from continues exactly as a full run does."""
+        nonlocal next_ctc, next_cls
+        random.seed(args.seed + offset)
+        np.random.seed(args.seed + offset)  # SpecAugment masks use numpy's global generator
+        torch.manual_seed(args.seed + offset)
+        rng.seed(args.seed + offset)
+        aug.rng = np.random.default_rng(args.seed + offset)
+        next_ctc = length_bucketed(ctc_example, args.batch)
+        next_cls = length_bucketed(cls_example, args.batch)
+
+    def save(model, folder: Path, *extras):
+        model.save_pretrained(folder, safe_serialization=True)
+        for extra in (fe, *extras):
+            extra.save_pretrained(folder)
+        log(f"saved {folder}")
+
+    if args.stage2_from is None:
         # ---- stage 1: digit classifier, from random initialisation
         # From random initialisation this post-norm model sometimes stays at chance level (loss ln 10 =
         # 2.30): at peak lr 1e-3 in two of our runs, and at 7e-4 in the yweweler fold. Runs that learn
@@ -337,40 +398,55 @@ def main():
         else:
             raise SystemExit("stage 1 stayed at chance level from three initialisations")
         cls_eval()
-        cls.save_pretrained(cls_dir, safe_serialization=True)
-        fe.save_pretrained(cls_dir)
-        log(f"saved {cls_dir}")
 
         # ---- stage 2: CTC; the backbone starts from the stage-1 backbone, the lm_head is new
         cfg = base_config(args.dropout, vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
                           ctc_zero_infinity=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
         ctc = Data2VecAudioForCTC(cfg)
         ctc.data2vec_audio.load_state_dict(cls.data2vec_audio.state_dict(), strict=True)
-
         train_loop(ctc, ctc_batch, args.ctc_steps, args.ctc_lr, 200, "ctc", ctc_eval, 300)
         ctc_eval()
-        ctc.save_pretrained(ctc_dir, safe_serialization=True)
-        tok.save_pretrained(ctc_dir)
-        fe.save_pretrained(ctc_dir)
-        log(f"saved {ctc_dir}")
+        save(ctc, args.out / "stage2-ctc", tok)
     else:
-        ctc = Data2VecAudioForCTC.from_pretrained(ctc_dir)
+        ctc = Data2VecAudioForCTC.from_pretrained(args.stage2_from)
+        ctc_batches_served[0] = args.ctc_steps  # its curriculum is over
+        log(f"stages 1-2 skipped: stage-2 CTC model from {args.stage2_from}")
+        ctc_eval()
+        if (args.out / "stage2-ctc").resolve() != args.stage2_from.resolve():
+            save(ctc, args.out / "stage2-ctc", tok)  # so that this OUT can be the start of later runs too
 
-    # ---- stage 3: the digit classifier again, now with the stage-2 (CTC) backbone and a new head;
-    # everything is reseeded so that --resume-stage3 continues exactly like a full run
+    # ---- stage 2b: more CTC at a lower peak learning rate, ending on the moving average of the
+    # weights. Stage 2's held-out WER still moved by several points between its checks, and the
+    # stage-3 classifier inherits this backbone.
+    if args.ctc2_steps > 0:
+        reseed(2)
+        train_loop(ctc, ctc_batch, args.ctc2_steps, args.ctc2_lr, 100, "ctc2", ctc_eval, 400, ema=args.ema)
+        ctc_eval()
+    save(ctc, ctc_dir, tok)
+
+    # ---- stage 3: the digit classifier again, now with the CTC backbone and a new head
     if args.cls2_steps > 0:
-        random.seed(args.seed + 3)
-        np.random.seed(args.seed + 3)  # SpecAugment masks use numpy's global generator
-        torch.manual_seed(args.seed + 3)
-        rng.seed(args.seed + 3)
-        aug.rng = np.random.default_rng(args.seed + 3)
-        cls = Data2VecAudioForSequenceClassification(ccfg)
-        cls.data2vec_audio.load_state_dict(ctc.data2vec_audio.state_dict(), strict=True)
-        train_loop(cls, cls_batch, args.cls2_steps, 5e-4, 50, "classify2", cls_eval, 200)
-        cls_eval()
-        cls.save_pretrained(cls_dir, safe_serialization=True)
-        fe.save_pretrained(cls_dir)
-        log(f"saved {cls_dir}")
+        members = []
+        for k in range(args.cls2_soup):
+            # Every member starts from the same weights (backbone and head) and sees its own data
+            # stream, so that they stay in one basin and their average is a model of its own.
+            reseed(3 + 100 * k)
+            torch.manual_seed(args.seed + 3)
+            cls = Data2VecAudioForSequenceClassification(ccfg)
+            cls.data2vec_audio.load_state_dict(ctc.data2vec_audio.state_dict(), strict=True)
+            if k:
+                torch.manual_seed(args.seed + 3 + 100 * k)
+            train_loop(cls, cls_batch, args.cls2_steps, 5e-4, 50, f"classify2[{k}]", cls_eval, 400, ema=args.ema)
+            cls_eval()
+            members.append({n: t.detach().clone() for n, t in cls.state_dict().items()})
+        if len(members) > 1:
+            cls.load_state_dict({n: sum(m[n] for m in members) / len(members) if t.dtype.is_floating_point else t
+                                 for n, t in members[0].items()})
+            log(f"classify2: the average of {len(members)} members' weights")
+            cls_eval()
+    elif args.stage2_from is not None:
+        raise SystemExit("--stage2-from with --cls2-steps 0 has no stage-1 classifier to ship")
+    save(cls, cls_dir)
     log(f"done in {time.time() - t_start:.0f}s")
 
 
