@@ -26,10 +26,8 @@ backbone (our own weights, no external pretraining), its lm_head starts random, 
 is trained. Stage 3 trains the shipped digit classifier once more from the stage-2 backbone (new
 projector/classifier) on single clips, three times from the same start with three data streams,
 and ships the average of the three models' weights (a "model soup": the members stay in one basin,
-and their average is steadier on a new voice than any one of them). An optional stage 2b
-(``--ctc2-steps``) trains the CTC model further at a lower learning rate, ending on a moving average
-of its weights (``--ema``). Every example is augmented (demo_data.Augment): speed x0.78-1.22, a
-duller channel, a random spectral tilt, 0-0.5 s of silence around it, a synthetic room (35 %),
+and their average is steadier on a new voice than any one of them). Every example is augmented
+(demo_data.Augment): speed x0.78-1.22, a duller channel, a random spectral tilt, 0-0.5 s of silence around it, a synthetic room (35 %),
 white/pink/brown noise at 5-50 dB SNR, and a level from peak 0.006 up to clipping; batches group
 examples of similar length. Every stage runs a fixed number of steps with fixed seeds; every run
 saves its stage-2 CTC model (OUT/stage2-ctc), and ``--stage2-from`` runs only the later stages
@@ -103,35 +101,11 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-class WeightAverage:
-    """Exponential moving average of a model's weights. Its decay starts low ((1 + n) / (10 + n)
-    after n updates), so that the initial weights, a random head among them, soon stop counting."""
-
-    def __init__(self, model, decay: float):
-        self.decay, self.updates = decay, 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model):
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v, alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, model):
-        model.load_state_dict(self.shadow, strict=True)
-
-
 def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name: str, evaluate=None,
-               eval_every: int = 0, give_up: tuple[int, float] | None = None, ema: float = 0.0) -> bool:
+               eval_every: int = 0, give_up: tuple[int, float] | None = None) -> bool:
     """Trains in place; False if `give_up` = (step, loss) and the running loss is still above that
-    loss at that step (a run stuck at chance level). With `ema` > 0 the model ends with the moving
-    average of its weights (that decay), evaluated both ways at the end."""
+    loss at that step (a run stuck at chance level)."""
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
-    average = WeightAverage(model, ema) if ema > 0 else None
     model.train()
     t0, run, t_data = time.time(), None, 0.0
     for step in range(steps):
@@ -145,8 +119,6 @@ def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        if average:
-            average.update(model)
         run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
         if (step + 1) % 50 == 0:
             log(f"{name} step {step + 1}/{steps} loss {run:.4f} lr {opt.param_groups[0]['lr']:.2e} "
@@ -160,12 +132,6 @@ def train_loop(model, make_batch, steps: int, peak_lr: float, warmup: int, name:
             evaluate()
             model.train()
     model.eval()
-    if average:
-        if evaluate:
-            log(f"{name}: last weights")
-            evaluate()
-        average.copy_to(model)
-        log(f"{name}: moving average of the weights (decay {ema})")
     return True
 
 
@@ -210,10 +176,6 @@ def main():
                     help="stage 2 steps on sequences of one or two digits before the full mix")
     ap.add_argument("--ctc-lr", type=float, default=1e-3, help="stage 2 peak learning rate")
     ap.add_argument("--cls2-steps", type=int, default=1200, help="stage 3 steps (0: ship the stage-1 classifier)")
-    ap.add_argument("--ctc2-steps", type=int, default=0, help="stage 2b steps (0: none)")
-    ap.add_argument("--ctc2-lr", type=float, default=3e-4, help="stage 2b peak learning rate")
-    ap.add_argument("--ema", type=float, default=0.0,
-                    help="stages 2b and 3 end on this moving average of their weights (0: the last weights)")
     ap.add_argument("--cls2-soup", type=int, default=3,
                     help="stage 3 runs this many times (same start, other data streams) and ships their weight average")
     ap.add_argument("--stage2-from", type=Path, metavar="DIR",
@@ -365,15 +327,14 @@ def main():
         log(f"  held-out ({args.held_out}) sequence WER {100 * errs / words:.1f}% (log only)")
 
     def reseed(offset: int):
-        """Every stage after stage 2 starts from its own seeds and a fresh batcher, so that a run
-        resumed with --stage2-from continues exactly as a full run does."""
-        nonlocal next_ctc, next_cls
+        """Each stage-3 run starts from its own seeds and a fresh batcher, so that a run resumed with
+        --stage2-from continues exactly as a full run does."""
+        nonlocal next_cls
         random.seed(args.seed + offset)
         np.random.seed(args.seed + offset)  # SpecAugment masks use numpy's global generator
         torch.manual_seed(args.seed + offset)
         rng.seed(args.seed + offset)
         aug.rng = np.random.default_rng(args.seed + offset)
-        next_ctc = length_bucketed(ctc_example, args.batch)
         next_cls = length_bucketed(cls_example, args.batch)
 
     def save(model, folder: Path, *extras):
@@ -409,19 +370,10 @@ def main():
         save(ctc, args.out / "stage2-ctc", tok)
     else:
         ctc = Data2VecAudioForCTC.from_pretrained(args.stage2_from)
-        ctc_batches_served[0] = args.ctc_steps  # its curriculum is over
         log(f"stages 1-2 skipped: stage-2 CTC model from {args.stage2_from}")
         ctc_eval()
         if (args.out / "stage2-ctc").resolve() != args.stage2_from.resolve():
             save(ctc, args.out / "stage2-ctc", tok)  # so that this OUT can be the start of later runs too
-
-    # ---- stage 2b: more CTC at a lower peak learning rate, ending on the moving average of the
-    # weights. Stage 2's held-out WER still moved by several points between its checks, and the
-    # stage-3 classifier inherits this backbone.
-    if args.ctc2_steps > 0:
-        reseed(2)
-        train_loop(ctc, ctc_batch, args.ctc2_steps, args.ctc2_lr, 100, "ctc2", ctc_eval, 400, ema=args.ema)
-        ctc_eval()
     save(ctc, ctc_dir, tok)
 
     # ---- stage 3: the digit classifier again, now with the CTC backbone and a new head
@@ -436,7 +388,7 @@ def main():
             cls.data2vec_audio.load_state_dict(ctc.data2vec_audio.state_dict(), strict=True)
             if k:
                 torch.manual_seed(args.seed + 3 + 100 * k)
-            train_loop(cls, cls_batch, args.cls2_steps, 5e-4, 50, f"classify2[{k}]", cls_eval, 400, ema=args.ema)
+            train_loop(cls, cls_batch, args.cls2_steps, 5e-4, 50, f"classify2[{k}]", cls_eval, 400)
             cls_eval()
             members.append({n: t.detach().clone() for n, t in cls.state_dict().items()})
         if len(members) > 1:
