@@ -15,19 +15,15 @@
 #include <dnnl.hpp>
 
 #include "dnnl_common.h"
+#include "winograd_weights.h"
 #endif
 
 namespace d2v {
 namespace {
 
-// The weights with the per-output-channel scale applied, still [c_out, c_in, k, k]. Folding a batch
-// norm here costs one rounding per weight and saves a pass over the whole output map.
-std::vector<float> scaled_weights(const float* weight, const float* scale, int64_t c_out, int64_t per_out) {
-    std::vector<float> w(weight, weight + c_out * per_out);
-    if (scale)
-        for (int64_t o = 0; o < c_out; ++o)
-            for (int64_t i = 0; i < per_out; ++i) w[size_t(o * per_out + i)] *= scale[o];
-    return w;
+int64_t row_stride(const Conv2dKernel::Options& o, int64_t c_in, int64_t kernel) {
+    if (o.weight_row_stride != 0 && o.weight_row_stride < c_in * kernel * kernel) throw Error("conv2d: weight rows overlap");
+    return o.weight_row_stride != 0 ? o.weight_row_stride : c_in * kernel * kernel;
 }
 
 }  // namespace
@@ -73,7 +69,7 @@ struct Conv2dKernel::Impl {
         int threads;          // oneDNN fixes a primitive's thread count when it is created
         dnnl::convolution_forward prim;
         memory::desc src_md, dst_md, weights_md, scratchpad_md;
-        memory weights;  // transformed once (oneDNN's transform takes ~0.3 s for 768x768) and kept
+        memory weights;  // transformed once (winograd_weights.h) and kept
         uint64_t last_use;
     };
     mutable std::vector<WinoCached> wino_cache;
@@ -117,8 +113,11 @@ struct Conv2dKernel::Impl {
             memory packed = weights;
             memory plain(memory::desc({c_out, c_in, 3, 3}, dt::f32, tag::oihw), cpu_engine());
             dnnl::reorder(packed, plain).execute(s, packed, plain);
+            s.wait();
             entry.weights = memory(entry.weights_md, cpu_engine());
-            dnnl::reorder(plain, entry.weights).execute(s, plain, entry.weights);
+            if (!winograd::transform_4x3_weights(static_cast<const float*>(plain.get_data_handle()), c_out, c_in, entry.weights_md,
+                                                 entry.weights.get_data_handle()))
+                dnnl::reorder(plain, entry.weights).execute(s, plain, entry.weights);
             s.wait();
         }
         if (wino_cache.size() < kMaxCachedShapes) {
@@ -209,14 +208,18 @@ Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out
     p->accumulate = o.accumulate;
     p->winograd_min_pixels = o.winograd_min_pixels;
     p->has_bias = bias != nullptr;
-    std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * kernel * kernel);
     const int64_t side = std::max(kReferenceSide, o.dilation * (kernel - 1) + 1);
     const auto pd = p->make_pd(side, side, memory::desc({c_out, c_in, kernel, kernel}, dt::f32, tag::any));
     p->weights_md = pd.weights_desc();
     p->weights = memory(p->weights_md, cpu_engine());
-    memory user(memory::desc({c_out, c_in, kernel, kernel}, dt::f32, tag::oihw), cpu_engine(), w.data());
+    // Packed straight from the caller's (file's) weights, the channel scale applied on the way:
+    // no intermediate copy of the slice (at load, UperNet's copies cost more than the packing).
+    const memory::desc user_md({c_out, c_in, kernel, kernel}, dt::f32, memory::dims{row_stride(o, c_in, kernel), kernel * kernel, kernel, 1});
+    memory user(user_md, cpu_engine(), const_cast<float*>(weight));
+    dnnl::primitive_attr scale_attr;
+    if (o.channel_scale) scale_attr.set_output_scales(1, std::vector<float>(o.channel_scale, o.channel_scale + c_out));
     dnnl::stream s(cpu_engine());
-    dnnl::reorder(user, p->weights).execute(s, user, p->weights);
+    dnnl::reorder(dnnl::reorder::primitive_desc(user, p->weights, scale_attr)).execute(s, user, p->weights);
     s.wait();
     if (bias) {
         p->bias = memory(memory::desc({c_out}, dt::f32, tag::x), cpu_engine());
@@ -310,6 +313,17 @@ const char* Conv2dKernel::backend_name() { return "oneDNN convolution (direct, N
 
 #else  // im2col + Linear
 
+namespace {
+// The weights with the per-output-channel scale applied, still [c_out, c_in, k, k]. Folding a batch
+// norm here costs one rounding per weight and saves a pass over the whole output map.
+std::vector<float> scaled_weights(const float* weight, const float* scale, int64_t c_out, int64_t per_out, int64_t row_stride) {
+    std::vector<float> w(size_t(c_out * per_out));
+    for (int64_t o = 0; o < c_out; ++o)
+        for (int64_t i = 0; i < per_out; ++i) w[size_t(o * per_out + i)] = weight[o * row_stride + i] * (scale ? scale[o] : 1.0f);
+    return w;
+}
+}  // namespace
+
 struct Conv2dKernel::Impl {
     Linear linear;  // tap-major weights [c_out, kh, kw, c_in]
     bool relu = false, accumulate = false;
@@ -319,7 +333,7 @@ Conv2dKernel::Conv2dKernel(const float* weight, const float* bias, int64_t c_out
     : c_out_(c_out), c_in_(c_in), kernel_(kernel), padding_(o.padding), dilation_(o.dilation) {
     if (c_out < 1 || c_in < 1 || kernel < 1 || o.padding < 0 || o.dilation < 1) throw Error("conv2d: invalid shape");
     const int64_t taps = kernel * kernel;
-    const std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * taps);
+    const std::vector<float> w = scaled_weights(weight, o.channel_scale, c_out, c_in * taps, row_stride(o, c_in, kernel));
     std::vector<float> tap_major(w.size());
     for (int64_t out = 0; out < c_out; ++out)
         for (int64_t c = 0; c < c_in; ++c)

@@ -252,52 +252,62 @@ TEST(Attention, FusedSoftmaxMatchesDoublePrecisionReference) {
 }
 
 // Conv2dKernel (oneDNN direct and Winograd, or im2col + matrix product without oneDNN) against a
-// double-precision loop, with a folded per-channel scale, bias, ReLU and a sum over two input parts.
-// Tolerance 1e-4 (the vision parity bound) on outputs of magnitude ~2: fp32 accumulation error and,
-// for Winograd, its transform rounding (measured 3e-5 at 768 channels, |y| ~ 9).
+// double-precision loop, with a folded per-channel scale, bias, ReLU and a sum over two input parts
+// that read their slices of the weights in place (weight_row_stride). Tolerance 1e-4 (the vision
+// parity bound) on outputs of magnitude ~2: fp32 accumulation error and, for Winograd, its transform
+// rounding (measured 3e-5 at 768 channels, |y| ~ 9).
 #include "d2v/kernels/conv2d.h"
 
 TEST(Conv2d, DirectAndWinogradMatchDoublePrecisionLoop) {
-    // 21 rows: a full 16-row Winograd strip and a short one; 128 output channels select its F(4x4, 3x3) kernel.
-    const int64_t H = 21, W = 18, c_half = 64, c_in = 2 * c_half, c_out = 128, k = 3;
-    const d2v::Matrix x = random_matrix(H * W, c_in, 11);             // channels-last map
-    const d2v::Matrix w = random_matrix(c_out, c_in * k * k, 12) * 0.1f;  // [c_out, c_in, 3, 3]
-    const d2v::Matrix scale = random_matrix(1, c_out, 13), bias = random_matrix(1, c_out, 14);
-    Eigen::MatrixXd ref(H * W, c_out);
-    for (int64_t oy = 0; oy < H; ++oy)
-        for (int64_t ox = 0; ox < W; ++ox)
-            for (int64_t o = 0; o < c_out; ++o) {
-                double sum = 0;
-                for (int64_t c = 0; c < c_in; ++c)
-                    for (int64_t ky = 0; ky < k; ++ky)
-                        for (int64_t kx = 0; kx < k; ++kx) {
-                            const int64_t iy = oy + ky - 1, ix = ox + kx - 1;
-                            if (iy >= 0 && iy < H && ix >= 0 && ix < W) sum += double(w(o, (c * k + ky) * k + kx)) * x(iy * W + ix, c);
-                        }
-                ref(oy * W + ox, o) = std::max(0.0, sum * scale(o) + bias(o));
-            }
-    // The input split into two channel halves, each with its slice of the weights.
-    std::vector<d2v::Matrix> x_part(2), w_part(2);
-    for (int p = 0; p < 2; ++p) {
-        x_part[p] = x.middleCols(p * c_half, c_half);
-        w_part[p] = w.middleCols(p * c_half * k * k, c_half * k * k);
+    // 21 rows: a full 16-row Winograd strip and a short one. At these widths >= 128 output channels
+    // select oneDNN's F(4x4, 3x3) kernel, whose weights src/winograd_weights.cpp makes; 20-channel
+    // parts pad its 16-channel blocks.
+    struct Shape {
+        int64_t c_half, c_out;
+    };
+    for (const Shape shape : {Shape{64, 128}, Shape{20, 144}}) {
+        const int64_t H = 21, W = 18, c_half = shape.c_half, c_in = 2 * c_half, c_out = shape.c_out, k = 3;
+        SCOPED_TRACE("c_in " + std::to_string(c_in) + ", c_out " + std::to_string(c_out));
+        const d2v::Matrix x = random_matrix(H * W, c_in, 11);             // channels-last map
+        const d2v::Matrix w = random_matrix(c_out, c_in * k * k, 12) * 0.1f;  // [c_out, c_in, 3, 3]
+        const d2v::Matrix scale = random_matrix(1, c_out, 13), bias = random_matrix(1, c_out, 14);
+        Eigen::MatrixXd ref(H * W, c_out);
+        for (int64_t oy = 0; oy < H; ++oy)
+            for (int64_t ox = 0; ox < W; ++ox)
+                for (int64_t o = 0; o < c_out; ++o) {
+                    double sum = 0;
+                    for (int64_t c = 0; c < c_in; ++c)
+                        for (int64_t ky = 0; ky < k; ++ky)
+                            for (int64_t kx = 0; kx < k; ++kx) {
+                                const int64_t iy = oy + ky - 1, ix = ox + kx - 1;
+                                if (iy >= 0 && iy < H && ix >= 0 && ix < W) sum += double(w(o, (c * k + ky) * k + kx)) * x(iy * W + ix, c);
+                            }
+                    ref(oy * W + ox, o) = std::max(0.0, sum * scale(o) + bias(o));
+                }
+        // The input split into two channel halves; each kernel reads its slice of w's rows.
+        std::vector<d2v::Matrix> x_part(2);
+        for (int p = 0; p < 2; ++p) x_part[p] = x.middleCols(p * c_half, c_half);
+        for (int64_t winograd_min : {int64_t(1) << 40, int64_t(1)}) {
+            SCOPED_TRACE(winograd_min == 1 ? "winograd" : "direct");
+            d2v::Conv2dKernel::Options first{1, 1, scale.data(), false, false, winograd_min, c_in * k * k};
+            d2v::Conv2dKernel::Options second{1, 1, scale.data(), true, true, winograd_min, c_in * k * k};
+            const d2v::Conv2dKernel a(w.data(), bias.data(), c_out, c_half, k, first);
+            const d2v::Conv2dKernel b(w.data() + c_half * k * k, nullptr, c_out, c_half, k, second);
+            d2v::Matrix y(H * W, c_out);
+            a.forward(x_part[0].data(), H, W, y.data());
+            b.forward(x_part[1].data(), H, W, y.data());
+            EXPECT_TRUE(AllClose(as_array(y), as_array(ref.cast<float>()), 1e-4));
+            // The whole input in one kernel gives the same result.
+            const d2v::Conv2dKernel whole(w.data(), bias.data(), c_out, c_in, k, {1, 1, scale.data(), true, false, winograd_min});
+            d2v::Matrix y_whole(H * W, c_out);
+            whole.forward(x.data(), H, W, y_whole.data());
+            EXPECT_TRUE(AllClose(as_array(y_whole), as_array(ref.cast<float>()), 1e-4));
+        }
     }
-    for (int64_t winograd_min : {int64_t(1) << 40, int64_t(1)}) {
-        SCOPED_TRACE(winograd_min == 1 ? "winograd" : "direct");
-        d2v::Conv2dKernel::Options first{1, 1, scale.data(), false, false, winograd_min};
-        d2v::Conv2dKernel::Options second{1, 1, scale.data(), true, true, winograd_min};
-        const d2v::Conv2dKernel a(w_part[0].data(), bias.data(), c_out, c_half, k, first);
-        const d2v::Conv2dKernel b(w_part[1].data(), nullptr, c_out, c_half, k, second);
-        d2v::Matrix y(H * W, c_out);
-        a.forward(x_part[0].data(), H, W, y.data());
-        b.forward(x_part[1].data(), H, W, y.data());
-        EXPECT_TRUE(AllClose(as_array(y), as_array(ref.cast<float>()), 1e-4));
-        // The whole input in one kernel gives the same result.
-        const d2v::Conv2dKernel whole(w.data(), bias.data(), c_out, c_in, k, {1, 1, scale.data(), true, false, winograd_min});
-        d2v::Matrix y_whole(H * W, c_out);
-        whole.forward(x.data(), H, W, y_whole.data());
-        EXPECT_TRUE(AllClose(as_array(y_whole), as_array(ref.cast<float>()), 1e-4));
-    }
+    const int64_t c_out = 128, c_in = 128, k = 3;
+    const d2v::Matrix x = random_matrix(21 * 18, c_in, 11), w = random_matrix(c_out, c_in * k * k, 12);
+    // Weight rows closer together than one row's values are refused.
+    EXPECT_THROW(d2v::Conv2dKernel(w.data(), nullptr, c_out, c_in, k, {1, 1, nullptr, false, false, 1, c_in * k * k - 1}), d2v::Error);
     // A kernel larger than the map is refused, naming the sizes.
     const d2v::Conv2dKernel no_pad(w.data(), nullptr, c_out, c_in, k, {0, 1, nullptr, false, false});
     d2v::Matrix y(1, c_out);

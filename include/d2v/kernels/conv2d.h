@@ -27,10 +27,14 @@ public:
         // first such call and kept. The default covers UperNet's 1/4-scale convs at 512^2 and above
         // (at 640^2: 1.36 of its 1.46 TFLOP, +320 MB of weights).
         int64_t winograd_min_pixels = int64_t(128) * 128;
+        // Values from one output channel's weights to the next (0: c_in * kernel * kernel): the
+        // kernel can read its input-channel slice of a wider weight tensor in place.
+        int64_t weight_row_stride = 0;
     };
 
     Conv2dKernel() = default;
-    // weight: PyTorch layout [c_out, c_in, kernel, kernel]; bias [c_out] or null. Copies the weights.
+    // weight: PyTorch layout [c_out, c_in, kernel, kernel] (rows options.weight_row_stride apart);
+    // bias [c_out] or null. Copies the weights.
     Conv2dKernel(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel, const Options& options);
 
     int64_t in_channels() const { return c_in_; }

@@ -68,11 +68,14 @@ struct ConvTranspose2x2 {
     ConvTranspose2x2(const float* weight, const float* b, int64_t c_in, int64_t out, const BatchNorm* norm = nullptr)
         : bias(b, b + out), c_out(out) {
         std::vector<float> w(size_t(4 * out * c_in));
-        for (int64_t i = 0; i < c_in; ++i)
-            for (int64_t o = 0; o < out; ++o) {
-                const float s = norm ? norm->scale(o) : 1.0f;
+        // Output-channel major: the writes run along c_in, the strided reads of neighbouring output
+        // channels share cache lines.
+#pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < out; ++o) {
+            const float s = norm ? norm->scale(o) : 1.0f;
+            for (int64_t i = 0; i < c_in; ++i)
                 for (int64_t t = 0; t < 4; ++t) w[size_t((t * out + o) * c_in + i)] = weight[(i * out + o) * 4 + t] * s;
-            }
+        }
         if (norm)
             for (int64_t o = 0; o < out; ++o) bias[size_t(o)] = bias[size_t(o)] * norm->scale(o) + norm->shift(o);
         linear = Linear(w.data(), 4 * out, c_in, nullptr);

@@ -31,11 +31,9 @@ public:
         for (int64_t p : parts) c_in += p;
         const int64_t taps = kernel * kernel;
         for (size_t i = 0; i < parts.size(); ++i) {
-            std::vector<float> slice(size_t(c_out * parts[i] * taps));
-            for (int64_t o = 0; o < c_out; ++o)
-                std::memcpy(slice.data() + o * parts[i] * taps, weight + (o * c_in + first) * taps, sizeof(float) * size_t(parts[i] * taps));
-            const Conv2dKernel::Options options{kernel / 2, 1, norm.scale.data(), i + 1 == parts.size(), i > 0};
-            parts_.emplace_back(slice.data(), i == 0 ? norm.shift.data() : nullptr, c_out, parts[i], kernel, options);
+            Conv2dKernel::Options options{kernel / 2, 1, norm.scale.data(), i + 1 == parts.size(), i > 0};
+            options.weight_row_stride = c_in * taps;  // part i reads its input-channel slice in place
+            parts_.emplace_back(weight + first * taps, i == 0 ? norm.shift.data() : nullptr, c_out, parts[i], kernel, options);
             first += parts[i];
         }
         file.release_tensor_pages(prefix + ".convolution.weight");  // the kernels hold packed copies
