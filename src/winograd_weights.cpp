@@ -2,7 +2,6 @@
 #include "winograd_weights.h"
 
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "dnnl_common.h"
@@ -45,8 +44,8 @@ void transform(const float* weights, int64_t c_out, int64_t c_in, const dnnl_win
                     const int64_t ic = (icc * d.ic2_block + ib) * d.ic_block + i;
                     for (int lane = 0; lane < kLanes; ++lane) {
                         const int64_t oc = ob * kLanes + lane;
-                        const float* src = weights + (oc * c_in + ic) * kTaps * kTaps;
-                        for (int k = 0; k < kTaps * kTaps; ++k) g[k][lane] = oc < c_out && ic < c_in ? src[k] : 0.0f;
+                        const float* src = oc < c_out && ic < c_in ? weights + (oc * c_in + ic) * kTaps * kTaps : nullptr;
+                        for (int k = 0; k < kTaps * kTaps; ++k) g[k][lane] = src ? src[k] : 0.0f;
                     }
                     for (int row = 0; row < kTaps; ++row)
                         for (int b = 0; b < kAlpha; ++b)

@@ -24,8 +24,8 @@ public:
         // 3x3, padding 1 maps of at least this many output pixels run through oneDNN's Winograd
         // F(4x4, 3x3) kernel: ~3x faster here, error comparable to the direct kernel's summation-order
         // differences (see test_kernels), but its transformed weights take 4x the memory, made at the
-        // first such call and kept. The default covers UperNet's 1/4-scale convs at 512^2 and above
-        // (at 640^2: 1.36 of its 1.46 TFLOP, +320 MB of weights).
+        // first such call (src/winograd_weights.cpp) and kept. The default covers UperNet's 1/4-scale
+        // convs at 512^2 and above (at 640^2: 1.36 of its 1.46 TFLOP, +425 MB of weights).
         int64_t winograd_min_pixels = int64_t(128) * 128;
         // Values from one output channel's weights to the next (0: c_in * kernel * kernel): the
         // kernel can read its input-channel slice of a wider weight tensor in place.
