@@ -63,9 +63,9 @@ def log(*a):
 
 # ----------------------------------------------------------------------------- model
 
-def base_config(dropout: float, **kw) -> Data2VecAudioConfig:
+def base_config(dropout: float, hidden: int = 192, intermediate: int = 512, **kw) -> Data2VecAudioConfig:
     return Data2VecAudioConfig(
-        hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+        hidden_size=hidden, num_hidden_layers=4, num_attention_heads=4, intermediate_size=intermediate,
         # A light 4-layer conv stack, total stride 320 (20 ms frames) like the usual 7-layer one. On a
         # CPU the first layers' layer norms and GELUs (thousands of frames per second) cost more than
         # the transformer, hence the early stride 10 and few first-layer channels. (ReLU there instead
@@ -181,6 +181,8 @@ def main():
     ap.add_argument("--stage2-from", type=Path, metavar="DIR",
                     help="skip stages 1-2: continue from this stage-2 CTC model (OUT/stage2-ctc of an earlier "
                          "run with the same data arguments), exactly as that run would have")
+    ap.add_argument("--hidden-size", type=int, default=192, help="transformer width (a multiple of 16)")
+    ap.add_argument("--intermediate-size", type=int, default=512, help="feed-forward width")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="hidden, attention and final dropout (0: the random data is regularisation enough)")
@@ -190,6 +192,8 @@ def main():
                     help="share of examples through a duller channel (cut at 2.5-3.5 kHz)")
     ap.add_argument("--edge-cut-prob", type=float, default=0.3,
                     help="share of clips cut down to their loud core (weak edges lost, as by an endpointer)")
+    ap.add_argument("--tempo-prob", type=float, default=0.0,
+                    help="share of examples also given a tempo of their own (x0.75-1.33, pitch and formants kept)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
 
@@ -210,7 +214,7 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     nrng = np.random.default_rng(args.seed)
-    aug = Augment(nrng, args.dull_prob, args.edge_cut_prob)
+    aug = Augment(nrng, args.dull_prob, args.edge_cut_prob, args.tempo_prob)
 
     # ---- data
     train_speakers = [s for s in FSDD_SPEAKERS if s != args.held_out]
@@ -265,7 +269,7 @@ def main():
 
     # ---- the two tasks: batches and held-out checks (the checks are logged only, no model selection)
     cls_dir = args.out / "digits-classify"
-    ccfg = base_config(args.dropout, num_labels=10, id2label={i: w for i, w in enumerate(WORDS)},
+    ccfg = base_config(args.dropout, args.hidden_size, args.intermediate_size, num_labels=10, id2label={i: w for i, w in enumerate(WORDS)},
                        label2id={w: i for i, w in enumerate(WORDS)}, classifier_proj_size=128)
 
     def cls_example():
@@ -361,7 +365,7 @@ def main():
         cls_eval()
 
         # ---- stage 2: CTC; the backbone starts from the stage-1 backbone, the lm_head is new
-        cfg = base_config(args.dropout, vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
+        cfg = base_config(args.dropout, args.hidden_size, args.intermediate_size, vocab_size=len(tok), pad_token_id=tok.pad_token_id, ctc_loss_reduction="mean",
                           ctc_zero_infinity=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
         ctc = Data2VecAudioForCTC(cfg)
         ctc.data2vec_audio.load_state_dict(cls.data2vec_audio.state_dict(), strict=True)
