@@ -77,33 +77,6 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(x, SR, SR / factor, quality="HQ").astype(np.float32)
 
 
-def time_stretch(x: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
-    """Play `rate` times faster with pitch and formants kept: a phase vocoder (magnitudes
-    interpolated between analysis frames, each bin's phase advanced by its measured frequency)."""
-    window = np.hanning(n_fft)
-    padded = np.concatenate([np.zeros(n_fft), x.astype(np.float64), np.zeros(n_fft)])
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * window
-    spec = np.fft.rfft(frames, axis=1)
-    steps = np.arange(0, len(spec) - 1, rate)
-    k = steps.astype(int)
-    a = (steps - k)[:, None]
-    mag = (1 - a) * np.abs(spec[k]) + a * np.abs(spec[k + 1])
-    expected = 2 * np.pi * hop * np.arange(n_fft // 2 + 1) / n_fft
-    deviation = np.angle(spec[k + 1]) - np.angle(spec[k]) - expected
-    advance = expected + (deviation + np.pi) % (2 * np.pi) - np.pi
-    phase = np.angle(spec[0]) + np.concatenate([np.zeros((1, len(expected))), np.cumsum(advance[:-1], axis=0)])
-    out_frames = np.fft.irfft(mag * np.exp(1j * phase), n_fft, axis=1) * window
-    out = np.zeros(len(steps) * hop + n_fft)
-    norm = np.zeros_like(out)
-    for j in range(n_fft // hop):  # overlap-add, one stride-aligned group of frames at a time
-        group = out_frames[j::n_fft // hop].reshape(-1)
-        start = j * hop
-        out[start: start + len(group)] += group
-        norm[start: start + len(group)] += np.tile(window ** 2, len(out_frames[j::n_fft // hop]))
-    y = out / np.maximum(norm, 1e-3)
-    return y[n_fft: n_fft + int(round(len(x) / rate))].astype(np.float32)
-
-
 def edit_distance(a, b) -> int:
     """Levenshtein distance of two sequences (words, for the word error rate)."""
     d = list(range(len(b) + 1))
@@ -234,11 +207,10 @@ def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarr
 
 
 class Augment:
-    def __init__(self, rng: np.random.Generator, dull_prob: float = 0.3, edge_cut_prob: float = 0.3, tempo_prob: float = 0.0):
+    def __init__(self, rng: np.random.Generator, dull_prob: float = 0.3, edge_cut_prob: float = 0.3):
         self.rng = rng
         self.dull_prob = dull_prob
         self.edge_cut_prob = edge_cut_prob
-        self.tempo_prob = tempo_prob
 
     def silence(self, lo: float, hi: float) -> np.ndarray:
         return np.zeros(int(self.rng.uniform(lo, hi) * SR), np.float32)
@@ -249,10 +221,6 @@ class Augment:
         spectral tilt (another microphone)."""
         if self.rng.random() < 0.85:
             x = speed_perturb(x, float(self.rng.uniform(0.78, 1.22)))
-        # A tempo of its own (pitch and formants kept): speakers differ in vocal tract and in pace
-        # independently, while a speed change couples them.
-        if self.tempo_prob > 0 and self.rng.random() < self.tempo_prob:
-            x = time_stretch(x, float(np.exp(self.rng.uniform(np.log(0.75), np.log(1.33)))))
         if self.rng.random() < self.dull_prob:  # a duller channel: cut at 2.5-3.5 kHz, so weak fricatives still count
             x = band_limit(x, float(self.rng.uniform(5000, 7000)))
         a = float(self.rng.uniform(-0.6, 0.9))

@@ -192,8 +192,6 @@ def main():
                     help="share of examples through a duller channel (cut at 2.5-3.5 kHz)")
     ap.add_argument("--edge-cut-prob", type=float, default=0.3,
                     help="share of clips cut down to their loud core (weak edges lost, as by an endpointer)")
-    ap.add_argument("--tempo-prob", type=float, default=0.0,
-                    help="share of examples also given a tempo of their own (x0.75-1.33, pitch and formants kept)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
 
@@ -214,7 +212,7 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     nrng = np.random.default_rng(args.seed)
-    aug = Augment(nrng, args.dull_prob, args.edge_cut_prob, args.tempo_prob)
+    aug = Augment(nrng, args.dull_prob, args.edge_cut_prob)
 
     # ---- data
     train_speakers = [s for s in FSDD_SPEAKERS if s != args.held_out]
