@@ -372,6 +372,9 @@ def main():
         save(ctc, args.out / "stage2-ctc", tok)
     else:
         ctc = Data2VecAudioForCTC.from_pretrained(args.stage2_from)
+        if (ctc.config.hidden_size, ctc.config.intermediate_size) != (args.hidden_size, args.intermediate_size):
+            raise SystemExit(f"--stage2-from {args.stage2_from}: its model is {ctc.config.hidden_size} / "
+                             f"{ctc.config.intermediate_size} wide; pass the same --hidden-size / --intermediate-size")
         log(f"stages 1-2 skipped: stage-2 CTC model from {args.stage2_from}")
         ctc_eval()
         if (args.out / "stage2-ctc").resolve() != args.stage2_from.resolve():
