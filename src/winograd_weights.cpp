@@ -28,10 +28,53 @@ bool layout_supported(const dnnl_wino_desc_t& d, int64_t c_out, int64_t c_in) {
            d.size == size_t(kAlpha) * kAlpha * size_t(d.oc) * size_t(d.ic) * sizeof(float);
 }
 
+// Where g[o][i][kh][kw] lies in the source weights. In oneDNN's plain and blocked layouts the
+// offset is a sum of one term per dimension (outer index times stride, plus the position inside
+// the row-major inner blocks), so four small tables give any element.
+struct SourceView {
+    const float* base = nullptr;
+    std::vector<int64_t> by_out, by_in, by_tap;  // by_tap: kh * 3 + kw
+    float at(int64_t o, int64_t i, int k) const { return base[by_out[size_t(o)] + by_in[size_t(i)] + by_tap[size_t(k)]]; }
+};
+
+bool make_view(const dnnl::memory::desc& md, const float* data, int64_t c_out, int64_t c_in, SourceView& view) {
+    const dnnl_memory_desc_t& d = md.data;
+    if (d.ndims != 4 || d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.dims[0] != c_out || d.dims[1] != c_in ||
+        d.dims[2] != kTaps || d.dims[3] != kTaps)
+        return false;
+    const dnnl_blocking_desc_t& b = d.format_desc.blocking;
+    const int64_t sizes[4] = {c_out, c_in, kTaps, kTaps};
+    std::vector<int64_t>* tables[4] = {&view.by_out, &view.by_in, nullptr, nullptr};
+    std::vector<int64_t> by_h, by_w;
+    tables[2] = &by_h, tables[3] = &by_w;
+    for (int dim = 0; dim < 4; ++dim) {
+        int64_t block = 1;  // all inner blocks of this dimension together
+        for (int j = 0; j < b.inner_nblks; ++j)
+            if (b.inner_idxs[j] == dim) block *= b.inner_blks[j];
+        auto& table = *tables[dim];
+        table.resize(size_t(sizes[dim]));
+        for (int64_t x = 0; x < sizes[dim]; ++x) {
+            int64_t offset = (x / block) * b.strides[dim], inner_stride = 1, later_blocks = 1;
+            for (int j = b.inner_nblks - 1; j >= 0; --j) {  // the innermost block varies fastest
+                if (b.inner_idxs[j] == dim) {
+                    offset += ((x / later_blocks) % b.inner_blks[j]) * inner_stride;
+                    later_blocks *= b.inner_blks[j];
+                }
+                inner_stride *= b.inner_blks[j];
+            }
+            table[size_t(x)] = offset + (dim == 0 ? d.offset0 : 0);
+        }
+    }
+    view.by_tap.resize(kTaps * kTaps);
+    for (int k = 0; k < kTaps * kTaps; ++k) view.by_tap[size_t(k)] = by_h[size_t(k / kTaps)] + by_w[size_t(k % kTaps)];
+    view.base = data;
+    return true;
+}
+
 // Layout OBaaIBOIio: [oc chunk][a][b][ic chunk][oc2 block][ic2 block][ic in block][oc in block],
 // with output channel = (chunk * oc2_block + oc2) * 16 + lane and input channel likewise; channels
 // past c_out / c_in (the layout pads to whole blocks) are zero.
-void transform(const float* weights, int64_t c_out, int64_t c_in, const dnnl_wino_desc_t& d, float* out) {
+void transform(const SourceView& weights, int64_t c_out, int64_t c_in, const dnnl_wino_desc_t& d, float* out) {
     const int64_t ic_chunks = d.ic / (d.ic_block * d.ic2_block), oc_blocks = d.oc / kLanes;
     const int64_t chunk_values = int64_t(d.oc2_block) * d.ic2_block * d.ic_block * kLanes;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -44,8 +87,8 @@ void transform(const float* weights, int64_t c_out, int64_t c_in, const dnnl_win
                     const int64_t ic = (icc * d.ic2_block + ib) * d.ic_block + i;
                     for (int lane = 0; lane < kLanes; ++lane) {
                         const int64_t oc = ob * kLanes + lane;
-                        const float* src = oc < c_out && ic < c_in ? weights + (oc * c_in + ic) * kTaps * kTaps : nullptr;
-                        for (int k = 0; k < kTaps * kTaps; ++k) g[k][lane] = src ? src[k] : 0.0f;
+                        const bool inside = oc < c_out && ic < c_in;
+                        for (int k = 0; k < kTaps * kTaps; ++k) g[k][lane] = inside ? weights.at(oc, ic, k) : 0.0f;
                     }
                     for (int row = 0; row < kTaps; ++row)
                         for (int b = 0; b < kAlpha; ++b)
@@ -93,8 +136,10 @@ bool agrees_with_onednn() {
             dnnl::stream s(dnnl_common::cpu_engine());
             dnnl::reorder(plain, theirs).execute(s, plain, theirs);
             s.wait();
+            SourceView view;
+            if (!make_view(plain.get_desc(), w.data(), c_out, c_in, view)) return false;
             std::vector<float> ours(md.get_size() / sizeof(float));
-            transform(w.data(), c_out, c_in, md.data.format_desc.wino_desc, ours.data());
+            transform(view, c_out, c_in, md.data.format_desc.wino_desc, ours.data());
             const float* ref = static_cast<const float*>(theirs.get_data_handle());
             for (size_t i = 0; i < ours.size(); ++i)  // |U| <= ~5 here; the two differ only in summation order
                 if (!(std::fabs(ours[i] - ref[i]) <= 1e-5f)) return false;
@@ -107,11 +152,15 @@ bool agrees_with_onednn() {
 
 }  // namespace
 
-bool transform_4x3_weights(const float* weights, int64_t c_out, int64_t c_in, const dnnl::memory::desc& md, void* out) {
-    if (md.data.format_kind != dnnl_format_kind_wino || !layout_supported(md.data.format_desc.wino_desc, c_out, c_in)) return false;
+bool transform_4x3_weights(const dnnl::memory::desc& weights_md, const float* weights, const dnnl::memory::desc& md, void* out) {
+    const int64_t c_out = weights_md.data.dims[0], c_in = weights_md.data.dims[1];
+    SourceView view;
+    if (md.data.format_kind != dnnl_format_kind_wino || !make_view(weights_md, weights, c_out, c_in, view) ||
+        !layout_supported(md.data.format_desc.wino_desc, c_out, c_in))
+        return false;
     static const bool verified = agrees_with_onednn();
     if (!verified) return false;
-    transform(weights, c_out, c_in, md.data.format_desc.wino_desc, static_cast<float*>(out));
+    transform(view, c_out, c_in, md.data.format_desc.wino_desc, static_cast<float*>(out));
     return true;
 }
 

@@ -12,10 +12,11 @@
 
 namespace d2v::winograd {
 
-// Writes the transformed weights of `weights` ([c_out, c_in, 3, 3], row-major) into `out`, a buffer
-// of md.get_size() bytes. False, with nothing written, when `md` is not a layout this function
-// makes or a one-time check against oneDNN's own reorder failed (another oneDNN version): the
-// caller then uses oneDNN's reorder.
-bool transform_4x3_weights(const float* weights, int64_t c_out, int64_t c_in, const dnnl::memory::desc& md, void* out);
+// Writes the transformed weights of `weights` (f32 [c_out, c_in, 3, 3] in the plain or blocked
+// layout `weights_md` describes, e.g. the direct convolution's packed copy, so that no plain copy
+// is made) into `out`, a buffer of md.get_size() bytes. False, with nothing written, when either
+// layout is not one this function reads or makes, or a one-time check against oneDNN's own reorder
+// failed (another oneDNN version): the caller then uses oneDNN's reorder.
+bool transform_4x3_weights(const dnnl::memory::desc& weights_md, const float* weights, const dnnl::memory::desc& md, void* out);
 
 }  // namespace d2v::winograd
