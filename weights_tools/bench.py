@@ -377,6 +377,20 @@ def report(title, rows, args):
             peak = r["peaks"].get((peak_type, r["threads"]))
             cells += [f"{fmt(rate):>13}", f"{fmt(rate and peak and 100 * rate / peak, '.0f'):>7}%"]
         print(f"{r['case']:>18} {r['threads']:>3} {r['flops'] / 1e9:>8.2f} " + " ".join(cells))
+    print("\nthe fp32 goal (>= 1.5x PyTorch, >= 1.3x ONNX Runtime, level with OpenVINO f32): the time it asks"
+          "\nfor and the share of the f32 matmul peak that time would take (over 100 %: beyond what this host's"
+          "\nmatrix products can do, unless the FLOPs can be cut; segmentation's Winograd convs already do fewer)")
+    print(f"{'case':>18} {'thr':>3} {'ours ms':>9} {'asked ms':>9} {'set by':>8} {'ours of peak':>13} {'asked of peak':>14}")
+    for r in rows:
+        m, peak = r["ms"], r["peaks"].get(("f32", r["threads"]))
+        asks = {name: m[key] / factor for name, key, factor in
+                (("pytorch", "pytorch", 1.5), ("ort", "ort", 1.3), ("ov f32", "ov f32", 1.0)) if m.get(key)}
+        if not asks or not m.get("d2v f32"):
+            continue
+        by = min(asks, key=asks.get)
+        share = lambda ms: peak and 100 * r["flops"] / (ms * 1e6) / peak
+        print(f"{r['case']:>18} {r['threads']:>3} {m['d2v f32']:>9.1f} {asks[by]:>9.1f} {by:>8} "
+              f"{fmt(share(m['d2v f32']), '.0f'):>12}% {fmt(share(asks[by]), '.0f'):>13}%")
     print("\nours: peak RSS of the process (load + warm-up + timed runs) beside the model file")
     for r in rows:
         cells = [f"{o} {fmt(rss, '.0f')} MB RSS / {fmt(size, '.0f')} MB file" for o, (rss, size) in r["rss"].items()]
