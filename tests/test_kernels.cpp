@@ -6,6 +6,7 @@
 #include <set>
 
 #include "d2v/kernels/conv1d.h"
+#include "d2v/kernels/image_ops.h"
 #include "d2v/kernels/ops.h"
 #include "test_util.h"
 
@@ -312,4 +313,56 @@ TEST(Conv2d, DirectAndWinogradMatchDoublePrecisionLoop) {
     const d2v::Conv2dKernel no_pad(w.data(), nullptr, c_out, c_in, k, {0, 1, nullptr, false, false});
     d2v::Matrix y(1, c_out);
     EXPECT_THROW(no_pad.forward(x.data(), 2, 2, y.data()), d2v::Error);
+}
+
+TEST(ImageOps, BilinearResizeIntoStorageAndAccumulating) {
+    d2v::FeatureMap coarse{3, 5, random_matrix(15, 6, 21)};
+    const d2v::FeatureMap fresh = d2v::resize_bilinear(coarse, 7, 9);
+    // Reference: PyTorch's align_corners=False source index, clamped, in double precision.
+    auto source = [](int64_t in, int64_t out, int64_t i) { return std::max(0.0, (double(in) / double(out)) * (double(i) + 0.5) - 0.5); };
+    for (int64_t oy = 0; oy < 7; ++oy)
+        for (int64_t ox = 0; ox < 9; ++ox) {
+            const double sy = source(3, 7, oy), sx = source(5, 9, ox);
+            const int64_t y0 = std::min<int64_t>(int64_t(sy), 2), x0 = std::min<int64_t>(int64_t(sx), 4);
+            const int64_t y1 = std::min<int64_t>(y0 + 1, 2), x1 = std::min<int64_t>(x0 + 1, 4);
+            const double ly = sy - double(y0), lx = sx - double(x0);
+            for (int64_t c = 0; c < 6; ++c) {
+                auto at = [&](int64_t yy, int64_t xx) { return double(coarse.data(yy * 5 + xx, c)); };
+                const double want = (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1));
+                EXPECT_NEAR(fresh.data(oy * 9 + ox, c), want, 1e-6);
+            }
+        }
+    // Storage of the right size is used as is (a buffer kept between calls), of another size replaced.
+    d2v::Matrix storage(63, 6);
+    const float* kept = storage.data();
+    EXPECT_EQ(d2v::resize_bilinear(coarse, 7, 9, std::move(storage)).data.data(), kept);
+    EXPECT_TRUE(AllClose(as_array(d2v::resize_bilinear(coarse, 7, 9, d2v::Matrix(5, 5)).data), as_array(fresh.data), 0.0));
+    // Accumulating adds the same values to what the output holds.
+    d2v::FeatureMap sum{7, 9, random_matrix(63, 6, 22)};
+    const d2v::Matrix before = sum.data;
+    d2v::resize_bilinear_into(coarse, sum, true);
+    EXPECT_TRUE(AllClose(as_array(sum.data), as_array(before + fresh.data), 1e-6));
+    d2v::FeatureMap wrong{7, 9, d2v::Matrix(63, 5)};
+    EXPECT_THROW(d2v::resize_bilinear_into(coarse, wrong, true), d2v::Error);
+}
+
+TEST(ImageOps, MatrixPoolReusesLargeMatricesAndStaysBounded) {
+    d2v::MatrixPool pool;
+    const int64_t cols = 64, rows = d2v::MatrixPool::kMinValues / cols;  // the smallest size it keeps (32 MB)
+    d2v::Matrix a = pool.take(rows, cols);
+    ASSERT_EQ(a.rows(), rows);
+    const float* kept = a.data();
+    pool.give(std::move(a));
+    d2v::Matrix b = pool.take(rows / 2, 2 * cols);  // same number of values, another shape: the same buffer
+    EXPECT_EQ(b.data(), kept);
+    EXPECT_EQ(b.rows(), rows / 2);
+    EXPECT_EQ(b.cols(), 2 * cols);
+    EXPECT_EQ(pool.kept(), 0u);
+    pool.give(d2v::Matrix(rows - 1, cols));  // below the threshold: freed, not kept
+    EXPECT_EQ(pool.kept(), 0u);
+    // At most kMaxKept are kept: one more is freed.
+    for (size_t i = 0; i <= d2v::MatrixPool::kMaxKept; ++i) pool.give(d2v::Matrix(rows, cols));
+    EXPECT_EQ(pool.kept(), d2v::MatrixPool::kMaxKept);
+    const d2v::Matrix c = pool.take(rows, cols);
+    EXPECT_EQ(pool.kept(), d2v::MatrixPool::kMaxKept - 1);
 }

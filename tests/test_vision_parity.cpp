@@ -105,4 +105,24 @@ TEST(SemanticSegmentation, WorksAtAnotherInputSize) {
     for (float v : logits.data) ASSERT_TRUE(std::isfinite(v));
 }
 
+TEST(SemanticSegmentation, RepeatedCallsAtChangingSizesGiveTheSameLogits) {
+    // The head keeps buffers between calls (MatrixPool) and reuses them within one: a call after
+    // calls at other sizes must give exactly what a fresh model gives.
+    const std::string dir = model_fixtures() + "/semantic_segmentation";
+    VisionPipeline fresh(dir + "/model.gguf"), reused(dir + "/model.gguf");
+    const int64_t P = fresh.config().patch_size, H0 = fresh.config().image_height, W0 = fresh.config().image_width;
+    auto batch_of = [](int64_t h, int64_t w, uint32_t seed) {
+        VisionBatch batch;
+        batch.pixel_values = d2v::NdArray{{1, 3, h, w}, std::vector<float>(size_t(3 * h * w))};
+        for (float& v : batch.pixel_values.data) v = float((seed = seed * 1664525u + 1013904223u) >> 9) / float(1u << 23) - 1.0f;
+        return batch;
+    };
+    const VisionBatch first = batch_of(H0, W0, 1), other = batch_of(H0 + 2 * P, W0 + 4 * P, 2);
+    const d2v::NdArray expected = fresh.run(first).at("logits");
+    reused.run(other);
+    reused.run(first);
+    reused.run(other);
+    EXPECT_TRUE(AllClose(reused.run(first).at("logits"), expected, 0.0));
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "d2v/kernels/conv2d.h"
 #include "d2v/kernels/linear.h"
@@ -14,6 +15,55 @@ struct FeatureMap {
     int64_t height = 0, width = 0;
     Matrix data;  // [height * width, channels]
     int64_t channels() const { return data.cols(); }
+};
+
+// An output's storage: `storage` itself when it already holds rows * cols values (a buffer kept
+// between calls, see MatrixPool), else a new matrix.
+inline Matrix output_storage(Matrix storage, int64_t rows, int64_t cols) {
+    storage.resize(rows, cols);  // no reallocation when the size is unchanged
+    return storage;
+}
+
+// Large maps kept between calls and reused within one. glibc hands every allocation over 32 MB
+// straight back to the kernel when it is freed, so a fresh 160^2 x 768 map (78 MB, UperNet at
+// 640^2) costs a page fault per 4 KiB each time: 880 MB of faults per segmentation forward before
+// this pool. Holds at most kMaxKept matrices; thread-safe (concurrent calls take different ones).
+class MatrixPool {
+public:
+    static constexpr size_t kMaxKept = 4;
+    static constexpr int64_t kMinValues = int64_t(1) << 23;  // 32 MB: smaller ones glibc reuses itself
+
+    MatrixPool() = default;
+    MatrixPool(const MatrixPool&) {}  // the kept buffers are a cache, not part of a copy's value
+    MatrixPool& operator=(const MatrixPool&) { return *this; }
+
+    // A matrix of that size (contents undefined): a kept one if there is one, else a new one.
+    Matrix take(int64_t rows, int64_t cols) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (size_t i = 0; i < kept_.size(); ++i)
+            if (kept_[i].size() == rows * cols) {
+                Matrix m = std::move(kept_[i]);
+                kept_.erase(kept_.begin() + std::ptrdiff_t(i));
+                m.resize(rows, cols);
+                return m;
+            }
+        return Matrix(rows, cols);
+    }
+    // Hands a matrix back once it is no longer needed; small ones, or any past kMaxKept, are freed.
+    void give(Matrix&& m) {
+        if (m.size() < kMinValues) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (kept_.size() < kMaxKept) kept_.push_back(std::move(m));
+    }
+
+    size_t kept() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return kept_.size();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<Matrix> kept_;
 };
 
 // nn.Conv2d with stride 1 (see kernels/conv2d.h); a batch norm and ReLU that follow it can be
@@ -27,10 +77,10 @@ struct Conv2d {
     Conv2d(const float* weight, const float* bias, int64_t c_out, int64_t c_in, int64_t kernel_size, const Conv2dKernel::Options& o)
         : kernel(weight, bias, c_out, c_in, kernel_size, o) {}
 
-    FeatureMap operator()(const FeatureMap& x) const {
+    FeatureMap operator()(const FeatureMap& x, Matrix storage = {}) const {
         if (x.channels() != kernel.in_channels())
             throw Error("conv2d: input has " + std::to_string(x.channels()) + " channels, weights expect " + std::to_string(kernel.in_channels()));
-        FeatureMap y{kernel.output_size(x.height), kernel.output_size(x.width), {}};
+        FeatureMap y{kernel.output_size(x.height), kernel.output_size(x.width), std::move(storage)};
         y.data.resize(y.height * y.width, kernel.out_channels());
         kernel.forward(x.data.data(), x.height, x.width, y.data.data());
         return y;
@@ -81,9 +131,9 @@ struct ConvTranspose2x2 {
         linear = Linear(w.data(), 4 * out, c_in, nullptr);
     }
 
-    FeatureMap operator()(const FeatureMap& x) const {
+    FeatureMap operator()(const FeatureMap& x, Matrix storage = {}) const {
         const Matrix blocks = linear(x.data);  // [h*w, 4*C_out]
-        FeatureMap y{2 * x.height, 2 * x.width, Matrix(4 * x.height * x.width, c_out)};
+        FeatureMap y{2 * x.height, 2 * x.width, output_storage(std::move(storage), 4 * x.height * x.width, c_out)};
         const ConstRowVectorMap b(bias.data(), c_out);
         const int64_t H = x.height, W = x.width;
 #pragma omp parallel for schedule(static) if (y.data.size() > kImageParallelMin)
@@ -134,10 +184,12 @@ inline float resize_source_index(int64_t in, int64_t out, int64_t dst, bool cubi
     return (!cubic && src < 0.0f) ? 0.0f : src;
 }
 
-// F.interpolate(mode="bilinear", align_corners=False) of a channels-last map.
-inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t out_w) {
-    if (x.height < 1 || x.width < 1 || out_h < 1 || out_w < 1) throw Error("resize of an empty feature map");
-    FeatureMap y{out_h, out_w, Matrix(out_h * out_w, x.channels())};
+// y = (or +=, with accumulate) F.interpolate(x, mode="bilinear", align_corners=False) of a
+// channels-last map, y already sized.
+inline void resize_bilinear_into(const FeatureMap& x, FeatureMap& y, bool accumulate) {
+    if (x.height < 1 || x.width < 1 || y.height < 1 || y.width < 1) throw Error("resize of an empty feature map");
+    if (y.data.rows() != y.height * y.width || y.channels() != x.channels()) throw Error("resize: output of the wrong shape");
+    const int64_t out_h = y.height, out_w = y.width;
 #pragma omp parallel for schedule(static) if (out_h * out_w * x.channels() > kImageParallelMin)
     for (int64_t oy = 0; oy < out_h; ++oy) {
         const float sy = resize_source_index(x.height, out_h, oy, false);
@@ -147,10 +199,18 @@ inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t ou
             const float sx = resize_source_index(x.width, out_w, ox, false);
             const int64_t x0 = std::min<int64_t>(int64_t(sx), x.width - 1), x1 = std::min<int64_t>(x0 + 1, x.width - 1);
             const float lx = sx - float(x0);
-            y.data.row(oy * out_w + ox) = (1.0f - ly) * ((1.0f - lx) * x.data.row(y0 * x.width + x0) + lx * x.data.row(y0 * x.width + x1)) +
-                                          ly * ((1.0f - lx) * x.data.row(y1 * x.width + x0) + lx * x.data.row(y1 * x.width + x1));
+            auto value = (1.0f - ly) * ((1.0f - lx) * x.data.row(y0 * x.width + x0) + lx * x.data.row(y0 * x.width + x1)) +
+                         ly * ((1.0f - lx) * x.data.row(y1 * x.width + x0) + lx * x.data.row(y1 * x.width + x1));
+            if (accumulate) y.data.row(oy * out_w + ox) += value;
+            else y.data.row(oy * out_w + ox) = value;
         }
     }
+}
+
+inline FeatureMap resize_bilinear(const FeatureMap& x, int64_t out_h, int64_t out_w, Matrix storage = {}) {
+    if (out_h < 1 || out_w < 1) throw Error("resize of an empty feature map");
+    FeatureMap y{out_h, out_w, output_storage(std::move(storage), out_h * out_w, x.channels())};
+    resize_bilinear_into(x, y, false);
     return y;
 }
 

@@ -39,19 +39,21 @@ public:
         file.release_tensor_pages(prefix + ".convolution.weight");  // the kernels hold packed copies
     }
 
-    FeatureMap operator()(const FeatureMap& x) const { return (*this)(std::vector<const FeatureMap*>{&x}); }
-    FeatureMap operator()(const std::vector<const FeatureMap*>& inputs) const {
+    FeatureMap operator()(const FeatureMap& x, Matrix storage = {}) const {
+        return (*this)(std::vector<const FeatureMap*>{&x}, std::move(storage));
+    }
+    FeatureMap operator()(const std::vector<const FeatureMap*>& inputs, Matrix storage = {}) const {
         if (inputs.size() != parts_.size()) throw Error("conv block: wrong number of input parts");
-        FeatureMap y;
+        FeatureMap y{0, 0, std::move(storage)};
         for (size_t i = 0; i < parts_.size(); ++i) add_part(i, *inputs[i], y);
         return y;
     }
 
-    // Input part i's contribution to y, parts in order (part 0 sizes y): a caller can make each part
-    // just before it is used and free it after.
+    // Input part i's contribution to y, parts in order (part 0 sizes y, in the storage y.data
+    // holds when that has the size): a caller can make each part just before it is used and free it after.
     void add_part(size_t i, const FeatureMap& x, FeatureMap& y) const {
         if (i == 0) {
-            y = FeatureMap{parts_[0].output_size(x.height), parts_[0].output_size(x.width), {}};
+            y.height = parts_[0].output_size(x.height), y.width = parts_[0].output_size(x.width);
             y.data.resize(y.height * y.width, parts_[0].out_channels());
         }
         if (i >= parts_.size() || parts_[i].output_size(x.height) != y.height || parts_[i].output_size(x.width) != y.width ||
@@ -135,18 +137,20 @@ private:
         }
         f[0] = fpn1_a_(f[0]);  // includes fpn1's batch norm
         apply_activation(Activation::Gelu, f[0].data);
-        f[0] = fpn1_b_(f[0]);
+        f[0] = fpn1_b_(f[0], pool_.take(4 * f[0].data.rows(), f[0].channels()));
         f[1] = fpn2_(f[1]);
         f[3] = max_pool_2x2(f[3]);
         return f;
     }
 
-    // Takes the features to release each one when it is done (f[0] alone is 78 MB at 640^2).
+    // Takes the features to release each one when it is done (f[0] alone is 78 MB at 640^2); the
+    // maps of f[0]'s size go back to pool_ for the next one and the next call.
     FeatureMap uper_head(std::vector<FeatureMap> f) const {
+        const int64_t h = f[0].height, w = f[0].width, H = config_.hidden_size;
         std::vector<FeatureMap> laterals;
         for (size_t i = 0; i < 3; ++i) {
-            laterals.push_back(lateral_[i](f[i]));
-            f[i] = FeatureMap{};
+            laterals.push_back(lateral_[i](f[i], i == 0 ? pool_.take(h * w, H) : Matrix()));
+            pool_.give(std::move(f[i].data));
         }
         // Pyramid pooling on the coarsest map.
         std::vector<FeatureMap> pooled;
@@ -159,32 +163,29 @@ private:
         laterals.push_back(psp_bottleneck_[0](pyramid));
         pooled.clear();
         f.clear();
-        for (size_t i = laterals.size() - 1; i > 0; --i) add_resized(laterals[i - 1], laterals[i]);
+        // Top-down: each lateral += the next coarser one, upsampled (one pass, no upsampled copy).
+        for (size_t i = laterals.size() - 1; i > 0; --i) resize_bilinear_into(laterals[i], laterals[i - 1], true);
         std::vector<FeatureMap> outs;
         for (size_t i = 0; i + 1 < laterals.size(); ++i) {
-            outs.push_back(fpn_convs_[i](laterals[i]));
-            laterals[i] = FeatureMap{};  // each lateral is done once its FPN conv has run
+            outs.push_back(fpn_convs_[i](laterals[i], i == 0 ? pool_.take(h * w, H) : Matrix()));
+            pool_.give(std::move(laterals[i].data));  // each lateral is done once its FPN conv has run
         }
         outs.push_back(std::move(laterals.back()));
         // The fused bottleneck over [outs[0], outs[1..] upsampled to outs[0]'s size], one upsampled
-        // part alive at a time (at 640^2 each is 78 MB).
-        FeatureMap fused;
+        // part alive at a time (at 640^2 each is 78 MB), all in one buffer.
+        FeatureMap fused{0, 0, pool_.take(h * w, H)};
         fpn_bottleneck_[0].add_part(0, outs[0], fused);
-        const int64_t h = outs[0].height, w = outs[0].width;
-        outs[0] = FeatureMap{};
+        Matrix upsampled = std::move(outs[0].data);
         for (size_t i = 1; i < outs.size(); ++i) {
-            fpn_bottleneck_[0].add_part(i, resize_bilinear(outs[i], h, w), fused);
+            FeatureMap part = resize_bilinear(outs[i], h, w, std::move(upsampled));
+            fpn_bottleneck_[0].add_part(i, part, fused);
+            upsampled = std::move(part.data);
             outs[i] = FeatureMap{};
         }
-        return classifier_(fused);
-    }
-
-    // fine += bilinear upsampling of coarse to fine's size, one threaded pass.
-    static void add_resized(FeatureMap& fine, const FeatureMap& coarse) {
-        const FeatureMap up = resize_bilinear(coarse, fine.height, fine.width);
-        const int64_t rows = fine.data.rows();
-#pragma omp parallel for schedule(static) if (fine.data.size() > kImageParallelMin)
-        for (int64_t r = 0; r < rows; ++r) fine.data.row(r) += up.data.row(r);
+        pool_.give(std::move(upsampled));
+        FeatureMap logits = classifier_(fused);
+        pool_.give(std::move(fused.data));
+        return logits;
     }
 
     static void append_nchw(NdArray& a, const FeatureMap& map, size_t batch) {
@@ -224,6 +225,7 @@ private:
 
     VisionConfig config_;
     ConvTranspose2x2 fpn1_a_, fpn1_b_, fpn2_;
+    mutable MatrixPool pool_;
     std::vector<ConvBlock> psp_, psp_bottleneck_, lateral_, fpn_convs_, fpn_bottleneck_, aux_convs_, aux_concat_;
     Conv2d classifier_, aux_classifier_;
 };
