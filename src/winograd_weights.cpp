@@ -136,13 +136,21 @@ bool agrees_with_onednn() {
             dnnl::stream s(dnnl_common::cpu_engine());
             dnnl::reorder(plain, theirs).execute(s, plain, theirs);
             s.wait();
-            SourceView view;
-            if (!make_view(plain.get_desc(), w.data(), c_out, c_in, view)) return false;
-            std::vector<float> ours(md.get_size() / sizeof(float));
-            transform(view, c_out, c_in, md.data.format_desc.wino_desc, ours.data());
+            // Also read through a blocked layout with nested inner blocks and padded input channels,
+            // as the direct kernel's packed weights are read at run time: the same values must come out.
+            memory blocked({{c_out, c_in, 3, 3}, memory::data_type::f32, memory::format_tag::OIhw4i16o4i}, dnnl_common::cpu_engine());
+            dnnl::reorder(plain, blocked).execute(s, plain, blocked);
+            s.wait();
+            SourceView plain_view, blocked_view;
+            if (!make_view(plain.get_desc(), w.data(), c_out, c_in, plain_view) ||
+                !make_view(blocked.get_desc(), static_cast<const float*>(blocked.get_data_handle()), c_out, c_in, blocked_view))
+                return false;
+            std::vector<float> ours(md.get_size() / sizeof(float)), via_blocked(ours.size());
+            transform(plain_view, c_out, c_in, md.data.format_desc.wino_desc, ours.data());
+            transform(blocked_view, c_out, c_in, md.data.format_desc.wino_desc, via_blocked.data());
             const float* ref = static_cast<const float*>(theirs.get_data_handle());
             for (size_t i = 0; i < ours.size(); ++i)  // |U| <= ~5 here; the two differ only in summation order
-                if (!(std::fabs(ours[i] - ref[i]) <= 1e-5f)) return false;
+                if (!(std::fabs(ours[i] - ref[i]) <= 1e-5f) || via_blocked[i] != ours[i]) return false;
             return true;
         } catch (const dnnl::error&) {
         }
