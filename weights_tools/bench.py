@@ -383,8 +383,7 @@ def report(title, rows, args):
     print(f"{'case':>18} {'thr':>3} {'ours ms':>9} {'asked ms':>9} {'set by':>8} {'ours of peak':>13} {'asked of peak':>14}")
     for r in rows:
         m, peak = r["ms"], r["peaks"].get(("f32", r["threads"]))
-        asks = {name: m[key] / factor for name, key, factor in
-                (("pytorch", "pytorch", 1.5), ("ort", "ort", 1.3), ("ov f32", "ov f32", 1.0)) if m.get(key)}
+        asks = {engine: m[engine] / factor for engine, factor in (("pytorch", 1.5), ("ort", 1.3), ("ov f32", 1.0)) if m.get(engine)}
         if not asks or not m.get("d2v f32"):
             continue
         by = min(asks, key=asks.get)
